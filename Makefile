@@ -1,0 +1,32 @@
+# One entry point. `make book` is the main job; `make test` runs the tests.
+PROFILE ?= default
+VENV ?= .venv
+PY = $(VENV)/bin/python
+
+.PHONY: install book run build test benchmarks lint clean
+
+install:
+	bash scripts/install.sh
+
+## Execute every chapter (regenerating tables/ under the default profile) and build the HTML book.
+book: install
+	$(PY) -m sepcore.book run --profile $(PROFILE)
+	$(PY) -m sepcore.book build
+
+run:
+	$(PY) -m sepcore.book run --profile $(PROFILE) $(CHAPTERS)
+
+build:
+	$(PY) -m sepcore.book build
+
+test: install
+	$(PY) -m pytest -q
+
+benchmarks:
+	$(PY) -m benchmarks.sdr_speed --profile $(PROFILE)
+
+lint:
+	$(VENV)/bin/ruff check sepcore tests benchmarks
+
+clean:
+	rm -rf _build book/executed

@@ -1,0 +1,272 @@
+"""Run the book's chapters with papermill and build the HTML with Jupyter Book.
+
+Command line::
+
+    python -m sepcore.book run   [--profile quick|default|full] [CHAPTER ...]
+    python -m sepcore.book build
+    python -m sepcore.book sync      # regenerate the paired .ipynb files from the .md sources
+    python -m sepcore.book list
+
+Chapters are jupytext MyST notebooks ``notebooks/NN_name.md``. ``run`` converts each one,
+executes it with papermill (the one executor), and writes the executed notebook to
+``book/executed/NN_name.ipynb``, which the book renders without executing it again.
+
+Inside a chapter, :func:`chapter` returns a :class:`Chapter` that knows the profile, the
+device, where data and tables go, and writes tables with their provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from sepcore.profiles import PROFILES, check_profile
+from sepcore.tables import write_table
+from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+EXECUTED = REPO_ROOT / "book" / "executed"
+BUILD = REPO_ROOT / "_build"
+REPOSITORY_URL = "https://github.com/sepcore/sepcore"
+
+
+def table_root(profile: str) -> Path:
+    """Where a profile's tables go: ``tables/`` for ``default``; a scratch folder otherwise."""
+    check_profile(profile)
+    return REPO_ROOT / "tables" if profile == "default" else BUILD / profile / "tables"
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("SEPCORE_DATA", REPO_ROOT / "data"))
+
+
+@dataclass
+class Chapter:
+    """What a chapter needs from its parameters cell, resolved once."""
+
+    name: str
+    profile: str = "default"
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: resolve_device("auto"))
+    data_root: Path = field(default_factory=default_data_root)
+    tables_dir: Path = REPO_ROOT / "tables"
+    work_dir: Path = BUILD / "work"
+    started: float = field(default_factory=time.time)
+
+    @property
+    def is_smoke_test(self) -> bool:
+        return self.profile == "quick"
+
+    def table(
+        self,
+        frame: pd.DataFrame,
+        name: str,
+        *,
+        parameters: dict | None = None,
+        manifest_hash: str | None = None,
+        n_mixtures: int | None = None,
+        notes: str = "",
+        glue: bool = True,
+        float_format: str = ".2f",
+    ) -> pd.DataFrame:
+        """Write ``tables/<chapter>/<name>.{csv,md,json}`` and glue the table as ``<name>``."""
+        parameters = {"seed": self.seed, "device": str(self.device), **(parameters or {})}
+        write_table(
+            frame, self.tables_dir / name, profile=self.profile, parameters=parameters,
+            started=self.started, manifest_hash=manifest_hash, n_mixtures=n_mixtures,
+            notes=notes, float_format=float_format,
+        )
+        if glue:
+            self.glue(name, frame, display=False)
+        return frame
+
+    def glue(self, name: str, value, display: bool = False) -> None:
+        """Make ``value`` available to the prose as ``{glue:}`name```."""
+        try:
+            from myst_nb import glue as myst_glue
+        except ImportError:  # plain python use, outside a notebook build
+            return
+        myst_glue(name, value, display=display)
+
+    def banner(self) -> None:
+        """Show the run's settings, a smoke-test warning under ``quick``, and the Colab link."""
+        from IPython.display import Markdown, display
+
+        colab = f"{REPOSITORY_URL.replace('https://github.com', 'https://colab.research.google.com/github')}/blob/main/notebooks/{self.notebook_stem}.ipynb"
+        lines = [
+            f"Profile **{self.profile}**, seed {self.seed}, device `{self.device}`. "
+            f"[Open this chapter in Colab]({colab})."
+        ]
+        if self.is_smoke_test:
+            lines += [
+                "", ":::{warning}",
+                "This page was executed with the **quick** profile: tiny models and few mixtures. "
+                "Its numbers are a smoke test of the code, not results. The committed tables come "
+                "from the `default` profile.", ":::",
+            ]
+        display(Markdown("\n".join(lines)))
+
+    @property
+    def notebook_stem(self) -> str:
+        matches = sorted(NOTEBOOKS.glob(f"*_{self.name}.md"))
+        return matches[0].stem if matches else self.name
+
+
+def chapter(
+    name: str,
+    profile: str = "default",
+    seed: int = 0,
+    device: str = "auto",
+    data_root: str = "",
+    out_dir: str = "",
+) -> Chapter:
+    """Resolve a chapter's parameters cell into a :class:`Chapter` and seed everything."""
+    check_profile(profile)
+    seed_everything(seed)
+    tables = Path(out_dir) if out_dir else table_root(profile)
+    ch = Chapter(
+        name=name,
+        profile=profile,
+        seed=seed,
+        device=resolve_device(device),
+        data_root=Path(data_root) if data_root else default_data_root(),
+        tables_dir=tables / name,
+        work_dir=BUILD / profile / "work" / name,
+    )
+    ch.work_dir.mkdir(parents=True, exist_ok=True)
+    return ch
+
+
+# --------------------------------------------------------------------------- runner
+
+def list_chapters() -> list[Path]:
+    """The chapter sources, in book order (their ``NN_`` prefix)."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md"))
+
+
+def select_chapters(names: list[str]) -> list[Path]:
+    chapters = list_chapters()
+    if not names:
+        return chapters
+    selected = []
+    for name in names:
+        hits = [p for p in chapters if p.stem == name or p.stem.split("_", 1)[1] == name or p.stem.startswith(name)]
+        if not hits:
+            known = ", ".join(p.stem for p in chapters)
+            raise SystemExit(f"no chapter matches {name!r}; known chapters: {known}")
+        selected += [h for h in hits if h not in selected]
+    return selected
+
+
+def _to_ipynb(source: Path, target: Path) -> None:
+    import jupytext
+
+    notebook = jupytext.read(source)
+    notebook.metadata.pop("jupytext", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(notebook, target, fmt="ipynb")
+
+
+def sync_pairs() -> list[Path]:
+    """Regenerate ``notebooks/NN_name.ipynb`` (no outputs) from each ``.md`` source."""
+    written = []
+    for source in list_chapters():
+        target = source.with_suffix(".ipynb")
+        _to_ipynb(source, target)
+        written.append(target)
+    return written
+
+
+def run_chapters(profile: str, names: list[str], parameters: dict | None = None) -> int:
+    """Execute chapters with papermill; return the number of failures."""
+    import papermill
+
+    check_profile(profile)
+    env_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = env_path  # the kernel inherits it and imports this checkout
+    staging = BUILD / "staging"
+    failed_dir = BUILD / "failed"
+    summary = {}
+    failures = 0
+    for source in select_chapters(names):
+        staged = staging / f"{source.stem}.ipynb"
+        _to_ipynb(source, staged)
+        target = EXECUTED / f"{source.stem}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[sepcore.book] running {source.name} (profile={profile})", flush=True)
+        started = time.time()
+        try:
+            papermill.execute_notebook(
+                str(staged), str(target), parameters={"profile": profile, **(parameters or {})},
+                cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=not quiet(),
+                log_output=quiet(), request_save_on_cell_execute=True,
+            )
+            status = "ok"
+        except Exception as error:  # papermill raises PapermillExecutionError and friends
+            failures += 1
+            status = f"failed: {type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+            failed_dir.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.move(str(target), failed_dir / target.name)
+            print(f"[sepcore.book] {source.name} FAILED; executed notebook kept at {failed_dir / target.name}\n{error}", file=sys.stderr, flush=True)
+        summary[source.stem] = {"status": status, "seconds": round(time.time() - started, 1)}
+        print(f"[sepcore.book] {source.stem}: {status} in {summary[source.stem]['seconds']} s", flush=True)
+    out = BUILD / profile / "run_summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    return failures
+
+
+def build_book() -> int:
+    """Build the HTML strictly: warnings are errors, and every page is attempted."""
+    missing = [p.stem for p in list_chapters() if not (EXECUTED / f"{p.stem}.ipynb").exists()]
+    if missing:
+        print(f"[sepcore.book] not executed yet: {', '.join(missing)}. Run `python -m sepcore.book run` first.", file=sys.stderr)
+        return 1
+    command = ["jupyter-book", "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
+    print("[sepcore.book] " + " ".join(command), flush=True)
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sepcore.book", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute chapters with papermill")
+    run.add_argument("--profile", default="default", choices=PROFILES)
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--device", default=None)
+    run.add_argument("--data-root", default=None)
+    run.add_argument("chapters", nargs="*", help="chapter names (e.g. elbo or 02_elbo); all when omitted")
+    sub.add_parser("build", help="build the HTML book from the executed chapters")
+    sub.add_parser("sync", help="regenerate the paired .ipynb files from the .md chapters")
+    sub.add_parser("list", help="list the chapters in book order")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        extra = {k: v for k, v in {"seed": args.seed, "device": args.device, "data_root": args.data_root}.items() if v is not None}
+        failures = run_chapters(args.profile, args.chapters, extra)
+        if failures:
+            print(f"[sepcore.book] {failures} chapter(s) failed", file=sys.stderr)
+        return 1 if failures else 0
+    if args.command == "build":
+        return build_book()
+    if args.command == "sync":
+        for path in sync_pairs():
+            print(path.relative_to(REPO_ROOT))
+        return 0
+    for path in list_chapters():
+        print(path.stem)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

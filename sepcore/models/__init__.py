@@ -1,0 +1,1 @@
+"""Generative models: WaveNet, flows, VQ-VAEs and transformer priors."""

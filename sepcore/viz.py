@@ -1,0 +1,116 @@
+"""Figures and listening widgets shared by the chapters.
+
+Audio players use ``IPython.display.Audio(..., normalize=False)`` so relative loudness
+survives, and clips are cut to at most 10 s (embedded audio costs ~60 kB per second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+MAX_CLIP_S = 10.0
+
+
+def _numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().float().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def audio(x, sample_rate: int, max_seconds: float = MAX_CLIP_S):
+    """An HTML audio player for a mono clip ``(time,)``, cut to ``max_seconds``, not normalised.
+
+    Values are clipped to [-1, 1] (the player cannot represent more) after cutting.
+    """
+    from IPython.display import Audio
+
+    clip = _numpy(x)[: int(min(max_seconds, MAX_CLIP_S) * sample_rate)]
+    return Audio(np.clip(clip, -1.0, 1.0), rate=sample_rate, normalize=False)
+
+
+def audio_table(rows: Mapping[str, Mapping[str, object]], sample_rate: int, max_seconds: float = 4.0):
+    """An HTML table of players: one row per example, one column per version (mixture, reference, estimate…).
+
+    Args:
+        rows: ``{row_label: {column_label: (time,) audio}}``.
+    """
+    from IPython.display import HTML
+
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+    head = "".join(f"<th>{c}</th>" for c in columns)
+    body = []
+    for label, row in rows.items():
+        cells = "".join(
+            f"<td>{audio(row[c], sample_rate, max_seconds)._repr_html_() if c in row else ''}</td>" for c in columns
+        )
+        body.append(f"<tr><th>{label}</th>{cells}</tr>")
+    return HTML(f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def spectrogram_db(x, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
+    """Magnitude spectrogram in dB (torchaudio), ``(n_fft // 2 + 1, frames)``, 80 dB range."""
+    import torchaudio
+
+    wave = torch.as_tensor(_numpy(x))
+    spec = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop_length, power=2.0)(wave)
+    return torchaudio.transforms.AmplitudeToDB(stype="power", top_db=80.0)(spec).numpy()
+
+
+def plot_spectrogram(ax, x, sample_rate: int, title: str = "", n_fft: int = 1024, hop_length: int = 256, max_hz: float | None = None):
+    spec = spectrogram_db(x, n_fft, hop_length)
+    duration = len(_numpy(x)) / sample_rate
+    image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, duration, 0, sample_rate / 2))
+    if max_hz:
+        ax.set_ylim(0, max_hz)
+    ax.set(title=title, xlabel="time [s]", ylabel="frequency [Hz]")
+    return image
+
+
+def spectrogram_grid(signals: Mapping[str, object], sample_rate: int, ncols: int = 4, max_hz: float | None = None, height: float = 2.4):
+    """One spectrogram per named signal, laid out in a grid; returns the figure."""
+    names = list(signals)
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, height * nrows), squeeze=False, constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        plot_spectrogram(ax, signals[name], sample_rate, title=name, max_hz=max_hz)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    return fig
+
+
+def waveform_grid(signals: Mapping[str, object], sample_rate: int, seconds: float | None = None, ncols: int = 4,
+                  overlay: Mapping[str, object] | None = None, height: float = 2.0):
+    """Waveforms (optionally the first ``seconds``), with an optional overlay per panel (e.g. an estimate)."""
+    names = list(signals)
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, height * nrows), squeeze=False, constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        wave = _numpy(signals[name])
+        n = len(wave) if seconds is None else int(seconds * sample_rate)
+        t = np.arange(n) / sample_rate
+        ax.plot(t, wave[:n], lw=1.0, label="reference" if overlay else None)
+        if overlay and name in overlay:
+            ax.plot(t, _numpy(overlay[name])[:n], lw=1.0, alpha=0.8, label="estimate")
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set(title=name, xlabel="time [s]")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    return fig
+
+
+def histogram_grid(signals: Mapping[str, Sequence[float]], bins: int = 80, ncols: int = 4, height: float = 2.2):
+    """Amplitude histograms (density), one panel per named signal (paper 002, Fig. 5)."""
+    names = list(signals)
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, height * nrows), squeeze=False, constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        ax.hist(_numpy(signals[name]).ravel(), bins=bins, range=(-1, 1), density=True, color="C0")
+        ax.set(title=name, xlabel="amplitude", xlim=(-1, 1))
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    return fig
