@@ -84,7 +84,20 @@ def framewise_sdr(references, estimates, window: int, hop: int) -> torch.Tensor:
 def sdr(references, estimates, sample_rate: int, window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S) -> torch.Tensor:
     """Chunk SDR in dB as the papers report it: median over frames, ``(..., n_sources)``."""
     frames = framewise_sdr(references, estimates, round(window_s * sample_rate), round(hop_s * sample_rate))
-    return frames.nanmedian(dim=-1).values
+    return nanmedian(frames)
+
+
+def nanmedian(values: torch.Tensor) -> torch.Tensor:
+    """numpy's ``nanmedian`` over the last axis: the mean of the two middle values, NaNs ignored,
+    ``+inf`` kept (a perfect frame), NaN when every value is NaN. torch's own ``nanmedian``
+    returns the lower middle value instead, and ``nanquantile`` turns ``inf`` into NaN."""
+    valid = ~torch.isnan(values)
+    count = valid.sum(-1, keepdim=True)
+    ordered = torch.where(valid, values, torch.full_like(values, float("inf"))).sort(-1).values
+    lower = ordered.gather(-1, ((count - 1).clamp(min=0)) // 2)
+    upper = ordered.gather(-1, (count // 2).clamp(max=values.shape[-1] - 1))
+    middle = torch.where(lower == upper, lower, 0.5 * (lower + upper)).squeeze(-1)
+    return torch.where(count.squeeze(-1) == 0, torch.full_like(middle, float("nan")), middle)
 
 
 def sdr_museval(references, estimates, sample_rate: int, window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S) -> np.ndarray:

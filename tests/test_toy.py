@@ -1,0 +1,85 @@
+"""Frank's toy generator: frequencies, ranges, shapes, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from sepcore.data.toy import ToyConfig, ToyDataset, key_to_frequency, waveform
+from sepcore.mixing import set_mixing
+
+
+def test_key_to_frequency_anchor_points():
+    assert key_to_frequency(49) == pytest.approx(440.0)
+    assert key_to_frequency(61) == pytest.approx(880.0)
+    lo, hi = key_to_frequency(0.1), key_to_frequency(64.9)
+    assert 26 < lo < 28 and 1050 < hi < 1120
+
+
+@pytest.mark.parametrize("kind", ["sine", "square", "sawtooth", "triangle"])
+def test_waveform_period_and_range(kind):
+    sr, f = 14700, 147.0  # exactly 100 samples per period
+    wave = waveform(kind, f, phase=0.25, amplitude=0.9, length=1000, sample_rate=sr)
+    # periodic: the wave one period later is the same (a square wave may flip at a jump sample)
+    assert np.mean(np.abs(wave[:-100] - wave[100:]) > 1e-4) < 0.01
+    assert np.abs(wave).max() <= 0.9 + 1e-6
+    assert np.abs(wave).max() > 0.85
+
+
+def test_waveform_shapes_have_expected_histograms():
+    sr, f = 14700, 147.0
+    square = waveform("square", f, 0.1, 1.0, 14700, sr)
+    assert set(np.round(np.unique(square), 5)) <= {-1.0, 1.0}
+    triangle = waveform("triangle", f, 0.1, 1.0, 14700, sr)
+    hist, _ = np.histogram(triangle, bins=10, range=(-1, 1))
+    assert hist.max() / hist.min() < 1.3  # uniform amplitude distribution
+
+
+def test_item_ranges_and_mixture():
+    ds = ToyDataset(ToyConfig.quick(), "test")
+    for i in range(len(ds)):
+        params = ds.parameters(i)
+        assert ((params["key"] >= 0.1) & (params["key"] <= 64.9)).all()
+        assert ((params["amplitude"] >= 0.8) & (params["amplitude"] <= 1.0)).all()
+        assert ((params["phase"] >= 0) & (params["phase"] < 1)).all()
+        item = ds[i]
+        assert item["sources"].shape == (4, ds.config.length)
+        torch.testing.assert_close(item["mixture"], item["sources"].mean(0))
+
+
+def test_dominant_frequency_matches_parameters():
+    ds = ToyDataset(ToyConfig(), "test", n_items=3)
+    for i in range(3):
+        sine = ds[i]["sources"][0].numpy()
+        spectrum = np.abs(np.fft.rfft(sine))
+        peak = np.argmax(spectrum) * ds.sample_rate / len(sine)
+        assert abs(peak - ds.parameters(i)["frequency"][0]) < ds.sample_rate / len(sine)
+
+
+def test_determinism_and_split_independence():
+    cfg = ToyConfig.quick()
+    a, b = ToyDataset(cfg, "train"), ToyDataset(cfg, "train")
+    torch.testing.assert_close(a[5]["sources"], b[5]["sources"])
+    assert a.manifest_hash == b.manifest_hash
+    test = ToyDataset(cfg, "test")
+    assert not torch.equal(a[0]["sources"], test[0]["sources"])
+    assert a.manifest_hash != test.manifest_hash
+    other_seed = ToyDataset(cfg.replace(seed=1), "train")
+    assert not torch.equal(a[0]["sources"], other_seed[0]["sources"])
+
+
+def test_sum_mixing_and_subset_of_sources():
+    cfg = ToyConfig.quick().replace(waveforms=("sine", "square"))
+    with set_mixing("sum"):
+        ds = ToyDataset(cfg, "test")
+    item = ds[0]
+    assert item["sources"].shape[0] == 2
+    torch.testing.assert_close(item["mixture"], item["sources"].sum(0))
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="unknown waveforms"):
+        ToyConfig(waveforms=("sine", "noise"))
+    with pytest.raises(ValueError, match="Nyquist"):
+        ToyConfig(sample_rate=2000)
+    with pytest.raises(ValueError, match="split"):
+        ToyDataset(ToyConfig.quick(), "dev")
