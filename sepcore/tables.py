@@ -79,7 +79,7 @@ def write_table(
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _atomic_write(path.with_suffix(".csv"), frame.to_csv(index=False))
-    header = f"<!-- smoke test (quick profile): not a result -->\n" if profile == "quick" else ""
+    header = "<!-- smoke test (quick profile): not a result -->\n" if profile == "quick" else ""
     _atomic_write(path.with_suffix(".md"), header + frame.to_markdown(index=False, floatfmt=float_format) + "\n")
     _atomic_write(path.with_suffix(".json"), json.dumps(provenance, indent=2) + "\n")
     return provenance

@@ -4,7 +4,12 @@ import math
 
 import torch
 
-from sepcore.linear_gaussian import Gaussian, LinearGaussianModel, kl_divergence, squared_exponential
+from sepcore.linear_gaussian import (
+    Gaussian,
+    LinearGaussianModel,
+    kl_divergence,
+    squared_exponential,
+)
 
 D = torch.float64
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from sepcore.metrics import (
-    frame_bounds, framewise_sdr, nan_summary, permutation_invariant, psnr, sdr, sdr_museval, si_sdr,
+    frame_bounds,
+    framewise_sdr,
+    nan_summary,
+    permutation_invariant,
+    psnr,
+    sdr,
+    sdr_museval,
+    si_sdr,
 )
 
 SR = 8000
