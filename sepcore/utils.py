@@ -68,13 +68,15 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
 
 
 def git_revision(root: Path = REPO_ROOT) -> str:
-    """The current commit (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
+    """The current commit (with ``-dirty`` when code has uncommitted changes), or ``"unknown"``."""
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+            # tables/ is excluded: writing a chapter's first table must not mark the rest dirty
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)tables"],
+            cwd=root, capture_output=True, text=True,
         ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
