@@ -72,16 +72,18 @@ def test_stems_sum_to_mix_bit_for_bit(rendered):
 
 
 def test_metadata_follows_slakh(rendered):
-    meta = yaml.safe_load((rendered / "test" / "Track00004" / "metadata.yaml").read_text())
-    classes = {s["inst_class"] for s in meta["stems"].values()}
-    assert {"Drums", "Bass", "Guitar", "Piano"} <= classes
     ranges = {"Piano": range(0, 8), "Guitar": range(24, 32), "Bass": range(32, 40)}
-    for stem_id, stem in meta["stems"].items():
-        assert stem["is_drum"] == (stem["inst_class"] == "Drums")
-        if stem["inst_class"] in ranges:
-            assert stem["program_num"] in ranges[stem["inst_class"]]
-        assert stem["audio_rendered"] == (rendered / "test" / "Track00004" / "stems" / f"{stem_id}.wav").is_file()
-    assert 70 <= meta["tempo"] <= 160
+    classes = set()
+    for track in sorted(rendered.glob("*/Track*")):
+        meta = yaml.safe_load((track / "metadata.yaml").read_text())
+        assert 70 <= meta["tempo"] <= 160
+        for stem_id, stem in meta["stems"].items():
+            classes.add(stem["inst_class"])
+            assert stem["is_drum"] == (stem["inst_class"] == "Drums")
+            if stem["inst_class"] in ranges:
+                assert stem["program_num"] in ranges[stem["inst_class"]]
+            assert stem["audio_rendered"] == (track / "stems" / f"{stem_id}.wav").is_file()
+    assert {"Drums", "Bass", "Guitar", "Piano"} <= classes
 
 
 def test_reader_chunks_equal_class_sums(handmade):
@@ -189,3 +191,14 @@ def test_compose_is_seeded_and_song_like():
     assert len(drums) == 1 and drums[0].inst_class == "Drums"
     bass = next(p for p in a.parts if p.inst_class == "Bass")
     assert all(28 <= n[2] <= 60 for n in bass.notes)
+
+
+def test_chorale_bass_is_the_bass_voice_transposed():
+    from sepcore.data.corpus import chorale_paths, chorale_song, read_chorale
+
+    song = next(s for s in (chorale_song(np.random.default_rng(i), 20.0) for i in range(10)) if s is not None)
+    path = next(p for p in chorale_paths() if p.stem == song.source.split(":")[1])
+    bass_voice = [pitch for _, _, pitch in read_chorale(path)[0][3]]
+    bass = [pitch for _, _, pitch, _ in next(p for p in song.parts if p.inst_class == "Bass").notes]
+    offsets = {b - v for b, v in zip(bass, bass_voice)}
+    assert len(offsets) == 1 and -17 <= offsets.pop() <= -6          # one transposition, an octave down

@@ -213,12 +213,19 @@ def drum_part(rng, sections, beat_s, human, style) -> Part:
 
 # ----------------------------------------------------------------------------- pitched parts
 
+def _section_styles(rng, sections, choices) -> dict[str, str]:
+    """A playing style per section name: the song's main style, changed in about a third of sections."""
+    main = str(rng.choice(choices))
+    return {name: main if rng.random() < 0.65 else str(rng.choice(choices)) for name, _, _ in sections}
+
+
 def bass_part(rng, sections, chords, beat_s, human, root_pc, scale) -> Part:
     part = Part("bass", "Bass", int(rng.choice(PROGRAMS["Bass"])))
-    style = rng.choice(("roots", "pulse", "root_fifth", "walking", "syncopated"))
+    styles = _section_styles(rng, sections, ("roots", "pulse", "root_fifth", "walking", "syncopated"))
     for name, bars, first_bar in sections:
         if name == "intro" and len(sections) > 2 and rng.random() < 0.5:
             continue
+        style = styles[name]
         for b in range(bars):
             bar = first_bar + b
             degree = chords[bar]
@@ -301,8 +308,9 @@ def guitar_part(rng, sections, chords, beat_s, human, root_pc, scale, role: str 
 
 def piano_part(rng, sections, chords, beat_s, human, root_pc, scale) -> Part:
     part = Part("piano", "Piano", int(rng.choice(PROGRAMS["Piano"])))
-    style = rng.choice(("block", "broken", "two_hands", "offbeat"))
+    styles = _section_styles(rng, sections, ("block", "broken", "two_hands", "offbeat"))
     for name, bars, first_bar in sections:
+        style = styles[name]
         for b in range(bars):
             bar = first_bar + b
             degree = chords[bar]

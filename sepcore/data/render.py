@@ -86,7 +86,7 @@ class RenderConfig(ProfileConfig):
     seed: int = 0
     peak: float = 0.89              # peak of each track's mix after the per-track gain
     synth_gain: float = 0.2         # FluidSynth's master gain (before the per-track gain)
-    chorale_fraction: float = 0.0   # share of tracks arranged from Bach chorales (music21 corpus)
+    chorale_fraction: float = 0.2   # share of tracks arranged from Bach chorales (music21 corpus)
     soundfont: str = ""             # empty: find_soundfont()
     n_workers: int = 2
 
