@@ -6,7 +6,7 @@ tenor, bass). A chorale track arranges one of them for the Slakh classes:
 - **bass**: the chorale's bass voice, an octave lower (bass-guitar register);
 - **piano**: soprano, alto and tenor as written;
 - **guitar**: the harmony (all four voices, chordified) as 8th-note arpeggios or strums;
-- **drums** (most tracks): a light groove in the chorale's metre with fills every 4 bars.
+- **drums**: a light groove in the chorale's metre with fills every 4 bars.
 
 The chorale is transposed by -5..+6 semitones, played at 70-110 quarter notes per minute,
 humanised like the procedural songs, and repeated when shorter than the track.
@@ -142,8 +142,6 @@ def chorale_song(rng: np.random.Generator, duration: float) -> Song | None:
                 start = human.t((base + offset) * beat_s)
                 for i, pitch in enumerate(shape):
                     guitar.add(start + 0.012 * i, start + dur * beat_s * 0.95, pitch, human.v(80 - 3 * i))
-    parts = [bass, guitar, piano]
-    if rng.random() < 0.8:
-        parts.insert(0, _drums(rng, human, bar_q, pickup, repeats * length_q, beat_s))
+    parts = [_drums(rng, human, bar_q, pickup, repeats * length_q, beat_s), bass, guitar, piano]
     return Song(parts=parts, tempo=tempo, key=f"{NOTE_NAMES[(tonic + shift) % 12]} {mode}",
                 source=f"bach:{path.stem}", duration=duration)

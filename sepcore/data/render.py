@@ -33,9 +33,11 @@ and renames it into place, so a crash never leaves a half-written dataset behind
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -59,7 +61,7 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/soundfonts/default.sf2",
 )
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the composition or rendering code changes the audio
 
 
 def find_soundfont(path: str | None = None) -> Path:
@@ -92,7 +94,7 @@ class RenderConfig(ProfileConfig):
 
     @classmethod
     def quick(cls):
-        return cls(n_train=4, n_validation=1, n_test=3, duration=12.0, n_workers=1)
+        return cls(n_train=4, n_validation=1, n_test=4, duration=12.0, n_workers=1)
 
     @classmethod
     def default(cls):
@@ -125,7 +127,8 @@ class Synthesizer:
     """
 
     def __init__(self, soundfont: str | Path, sample_rate: int, gain: float = 0.2):
-        import fluidsynth
+        with contextlib.redirect_stdout(io.StringIO()):  # pyfluidsynth prints where it found the library
+            import fluidsynth
 
         self.sample_rate = sample_rate
         lib = fluidsynth._fl
@@ -347,8 +350,9 @@ def ensure_dataset(profile: str, data_root: str | Path, config: RenderConfig | N
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_complete(root, config):
             return root
+        for stale in root.parent.glob(f".{root.name}.partial-*"):  # left by a killed render
+            shutil.rmtree(stale, ignore_errors=True)
         staging = root.parent / f".{root.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
         try:
             render_dataset(config, staging)
             if root.exists():
