@@ -77,7 +77,7 @@ def chunked(separate_fn: Separator, chunk_length: int, overlap: int, *, show_pro
         starts = chunk_starts(length, chunk_length, overlap)
         if len(starts) == 1:
             return separate_fn(mixture)
-        output = None
+        output, windows = None, {}
         total = torch.zeros(length, dtype=torch.float64, device=mixture.device)
         bar_options = {} if show_progress else {"disable": True}
         for index, start in enumerate(progress(starts, desc=desc, unit="chunk", leave=False, **bar_options)):
@@ -87,8 +87,10 @@ def chunked(separate_fn: Separator, chunk_length: int, overlap: int, *, show_pro
                                  f"{chunk_length} samples; expected (n_sources, {chunk_length})")
             if output is None:
                 output = torch.zeros(estimate.shape[0], length, dtype=torch.float64, device=mixture.device)
-            window = crossfade_window(chunk_length, overlap, rise=index > 0, fall=index < len(starts) - 1,
-                                      dtype=torch.float64).to(mixture.device)
+            edges = (index > 0, index < len(starts) - 1)
+            if edges not in windows:
+                windows[edges] = crossfade_window(chunk_length, overlap, *edges, dtype=torch.float64).to(mixture.device)
+            window = windows[edges]
             output[:, start:start + chunk_length] += window * estimate.to(torch.float64)
             total[start:start + chunk_length] += window
         return (output / total).to(mixture.dtype)
