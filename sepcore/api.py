@@ -29,11 +29,15 @@ Add one line to :func:`_register_builtin_methods` below, e.g.::
                     description="Harmonic/percussive median filtering (Fitzgerald 2010)",
                     needs_checkpoint=False, sample_rate=22050)
 
+When the factory imports its separator lazily (as :mod:`sepcore.separation.adapters` does),
+list that module in ``requires=(...)`` so the method shows as unavailable without it.
 For a method with a trained model, set ``needs_checkpoint=True`` and, when a checkpoint for
 the embedded dataset is committed, ``default_checkpoint="checkpoints/<family>/<name>.pt"``.
 The factory should load it with :func:`sepcore.checkpoints.load_model` and
 ``expect={"sample_rate": ..., "classes": tuple(sources)}`` so a mismatch names the file.
 Set ``chunk_seconds`` to the method's natural context (the length its prior was trained on).
+A method with one model per source can take a folder as its checkpoint and pick
+``<folder>/<source>.pt`` itself.
 """
 
 from __future__ import annotations
@@ -85,9 +89,15 @@ class MethodSpec:
     chunk_seconds: float | None = 10.0
     overlap_seconds: float = 0.5
     knob_specs: dict[str, Knob] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
 
     def load_factory(self) -> Callable:
         """Import the factory; a missing dependency raises :class:`MethodUnavailable`."""
+        for module_name in self.requires:
+            try:
+                importlib.import_module(module_name)
+            except ImportError as error:
+                raise MethodUnavailable(f"method {self.name!r} needs {module_name}, which cannot be imported ({error})") from error
         if callable(self.factory):
             return self.factory
         module_name, _, attribute = self.factory.partition(":")
@@ -138,6 +148,7 @@ def register_method(
     chunk_seconds: float | None = 10.0,
     overlap_seconds: float = 0.5,
     knobs: dict[str, Knob] | None = None,
+    requires: Sequence[str] = (),
     replace: bool = False,
 ) -> MethodSpec:
     """Add a method to the registry (see "Adding a method" in the module docstring).
@@ -147,13 +158,14 @@ def register_method(
         sample_rate: the rate the method works at (mixtures are resampled to it), or ``None``
             for any rate.
         chunk_seconds: length of the chunks long inputs are cut into (``None``: never chunk).
+        requires: modules the factory imports lazily; the method is unavailable without them.
     """
     if name in _REGISTRY and not replace:
         raise ValueError(f"method {name!r} is already registered; pass replace=True to override it")
     if isinstance(factory, str) and ":" not in factory:
         raise ValueError(f"factory path {factory!r} must look like 'package.module:function'")
     spec = MethodSpec(name, factory, description, needs_checkpoint, sample_rate, default_checkpoint,
-                      chunk_seconds, overlap_seconds, dict(knobs or {}))
+                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires))
     _REGISTRY[name] = spec
     return spec
 
@@ -285,7 +297,27 @@ def _register_builtin_methods() -> None:
                     needs_checkpoint=False,
                     knobs={"cutoff_hz": Knob(150.0, 40.0, 1000.0, 10.0, help="crossover frequency in Hz"),
                            "low_source": Knob("bass", help="the source that gets the low band")})
-    # Blind baselines, flows + Langevin, latent Bayes / LQ-VAE and LASS register here.
+    # Blind baselines (sepcore.separation.blind) and the supervised Conv-TasNet, through adapters.
+    for key, description in BLIND_METHODS.items():
+        register_method(key, f"sepcore.separation.adapters:make_{key}", description=description,
+                        needs_checkpoint=False, sample_rate=22050, requires=("sepcore.separation.blind",))
+    register_method("conv-tasnet", "sepcore.separation.adapters:make_convtasnet",
+                    description="Supervised Conv-TasNet (an upper bound: trained on mixture/source pairs)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/supervised/convtasnet.pt",
+                    requires=("sepcore.separation.supervised",))
+    # Flows + Langevin, latent Bayes / LQ-VAE and LASS register here.
+
+
+#: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment).
+BLIND_METHODS = {
+    "rpca": "Blind: robust PCA, sparse part to the foreground class (Huang et al. 2012)",
+    "ica": "Blind: FastICA on the magnitude spectrogram",
+    "hpss": "Blind: harmonic/percussive median filtering (Fitzgerald 2010)",
+    "repet": "Blind: REPET, repeating background (Rafii & Pardo 2012)",
+    "repet_sim": "Blind: REPET-SIM, similar-frame background (Rafii & Pardo 2012)",
+    "ft2d": "Blind: 2-D Fourier transform foreground/background (Seetharaman et al. 2017)",
+    "nmf": "Blind: NMF components split by spectral centroid",
+}
 
 
 _register_builtin_methods()

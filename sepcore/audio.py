@@ -151,19 +151,31 @@ def _write_temporary(directory: Path, name: str, write) -> Path:
     return Path(tmp)
 
 
+def _write_wav_file(path, samples: np.ndarray, sample_rate: int, subtype: str) -> None:
+    """32-bit float WAVs go through scipy: libsndfile adds a PEAK chunk holding the time of
+    writing, so two runs with identical samples would give different bytes."""
+    if subtype == "FLOAT":
+        from scipy.io import wavfile
+
+        wavfile.write(path, int(sample_rate), samples.astype(np.float32))
+    else:
+        import soundfile
+
+        soundfile.write(path, samples, int(sample_rate), subtype=subtype, format="WAV")
+
+
 def write_outputs(directory: str | Path, stems: dict[str, torch.Tensor], sample_rate: int,
                   settings: dict | None = None, subtype: str = "FLOAT") -> list[Path]:
     """Write ``<name>.wav`` for every stem (and ``settings.json``) all-or-nothing.
 
     Args:
         stems: ``{name: (time,) samples}``.
-        subtype: soundfile subtype; the default 32-bit float never clips estimates above 1.
+        subtype: soundfile subtype; the default 32-bit float never clips estimates above 1,
+            and is written without a timestamp, so identical stems give identical bytes.
 
     Returns:
         The written paths. On any failure no new file is left in ``directory``.
     """
-    import soundfile
-
     directory = ensure_writable_dir(directory)
     staged: list[tuple[Path, Path]] = []
     try:
@@ -171,8 +183,7 @@ def write_outputs(directory: str | Path, stems: dict[str, torch.Tensor], sample_
             array = torch.as_tensor(samples).detach().cpu().float().numpy()
             if array.ndim != 1:
                 raise AudioError(f"stem {name!r} must be mono (time,), got shape {array.shape}")
-            tmp = _write_temporary(directory, f"{name}.wav", lambda p, a=array: soundfile.write(
-                p, a, int(sample_rate), subtype=subtype, format="WAV"))
+            tmp = _write_temporary(directory, f"{name}.wav", lambda p, a=array: _write_wav_file(p, a, sample_rate, subtype))
             staged.append((tmp, directory / f"{name}.wav"))
         if settings is not None:
             text = json.dumps(settings, indent=2, default=str) + "\n"

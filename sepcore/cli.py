@@ -123,12 +123,14 @@ def command_list_methods(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        status = "" if row["available"] else "  [unavailable: " + row["reason"] + "]"
         rate = f"{row['sample_rate']} Hz" if row["sample_rate"] else "any rate"
         checkpoint = "needs a checkpoint" if row["needs_checkpoint"] else "no checkpoint"
         knobs = ", ".join(f"{k}={v!r}" for k, v in row["knobs"].items()) or "no knobs"
-        print(f"{row['name']:<14} {row['description']}{status}")
-        print(f"{'':<14} {rate}; {checkpoint}; knobs: {knobs}")
+        print(f"{row['name']:<14} {row['description']}")
+        if row["available"]:
+            print(f"{'':<14} {rate}; {checkpoint}; knobs: {knobs}")
+        else:
+            print(f"{'':<14} unavailable: {row['reason']}")
     return 0
 
 

@@ -99,3 +99,11 @@ def test_a_failure_leaves_no_partial_output(tmp_path):
     written = write_outputs(out, {"drums": good, "bass": -good}, RATE, settings={"a": 1})
     assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "settings.json"]
     assert [Path(p).name for p in written] == ["drums.wav", "bass.wav", "settings.json"]
+
+
+def test_float_wavs_carry_no_timestamp(tmp_path):
+    """libsndfile's float WAVs hold a PEAK chunk with the time of writing; ours hold none."""
+    x = torch.from_numpy(tone())
+    first = write_wav(tmp_path / "a.wav", x, RATE).read_bytes()
+    second = write_wav(tmp_path / "b.wav", x, RATE).read_bytes()
+    assert first == second and b"PEAK" not in first
