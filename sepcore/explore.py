@@ -13,6 +13,8 @@ without touching this module or the chapter.
 - :func:`run_setting` / :func:`score`: separate one mixture and score it (SDR of
   :mod:`sepcore.metrics`, the same as every table in the book).
 - :class:`Explorer`: the live widget (needs a kernel; the rendered book shows the grid).
+- :func:`default_examples`: drums/bass chunks of the embedded Slakh-format dataset when the
+  data package provides it, else toy mixtures.
 """
 
 from __future__ import annotations
@@ -36,6 +38,39 @@ class Example:
     sample_rate: int
     classes: tuple[str, ...]
     references: torch.Tensor | None = None
+
+
+def toy_examples(profile: str, n: int, waveforms: tuple[str, ...] = ("sine", "sawtooth")) -> list[Example]:
+    """``n`` toy test mixtures of two waveform classes (paper 002's toy data)."""
+    from sepcore.data.toy import ToyConfig, ToyDataset
+
+    dataset = ToyDataset(ToyConfig.for_profile(profile, waveforms=waveforms), "test")
+    return [Example(f"toy {i}", dataset[i]["mixture"], dataset.sample_rate, dataset.classes, dataset[i]["sources"])
+            for i in range(min(n, len(dataset)))]
+
+
+def default_examples(profile: str, data_root, n: int, seconds: float, classes=("drums", "bass")
+                     ) -> tuple[list[Example], str, str | None]:
+    """The explorer's mixtures: ``(examples, description, manifest_hash)``.
+
+    Test chunks of the embedded Slakh-format dataset (:mod:`sepcore.data.slakh`, rendered
+    on first use), cut to their first ``seconds``, when the data package is installed; else
+    toy mixtures. Both are deterministic for the profile.
+    """
+    try:
+        from sepcore.data.slakh import SlakhMixtures, resolve_root
+    except ImportError:
+        examples = toy_examples(profile, n)
+        return examples, "toy mixtures (sine + sawtooth, paper 002's toy data)", None
+    dataset = SlakhMixtures(resolve_root(profile, data_root), classes=classes, split="test", max_chunks=n)
+    length = int(seconds * dataset.sample_rate)
+    examples = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        examples.append(Example(item["id"], item["mixture"][:length], dataset.sample_rate, dataset.classes,
+                                item["sources"][:, :length]))
+    description = f"{' + '.join(dataset.classes)} test chunks of the embedded Slakh-format dataset"
+    return examples, description, dataset.manifest_hash
 
 
 def compatible_methods(classes: Sequence[str], sample_rate: int, checkpoints: Mapping[str, str] | None = None,
