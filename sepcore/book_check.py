@@ -211,6 +211,12 @@ def check_book(html: Path, toc: Path, executed: Path, chromium: str) -> list[Pag
     return reports
 
 
+def chapters_outside_toc(toc: Path, notebooks: Path) -> list[str]:
+    """Chapter sources ``notebooks/NN_name.md`` that no ``_toc.yml`` entry renders (a note, not a failure)."""
+    listed = {Path(page).name for page in toc_pages(toc)}
+    return [p.stem for p in sorted(notebooks.glob("[0-9][0-9]_*.md")) if p.stem not in listed]
+
+
 def screenshot_page(reports: list[PageReport], html: Path) -> Path | None:
     """The results page if it was built, else the last chapter page that exists."""
     if (html / f"{RESULTS_PAGE}.html").exists():
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", default=str(REPO_ROOT / "_build" / "results.png"), help="where the PNG goes")
     parser.add_argument("--toc", default=str(REPO_ROOT / "_toc.yml"))
     parser.add_argument("--executed", default=str(REPO_ROOT / "book" / "executed"), help="executed notebooks")
+    parser.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"), help="chapter sources")
     args = parser.parse_args(argv)
     html = Path(args.html)
     chromium = find_chromium()
@@ -248,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if report.ok else "FAIL: " + "; ".join(report.problems)
         print(f"{report.page:<34} {report.images:>4} {report.tables:>5} {report.audio:>5}  {status}")
     failed = [r for r in reports if not r.ok]
+    orphans = chapters_outside_toc(Path(args.toc), Path(args.notebooks))
+    for stem in orphans:
+        print(f"book_check: note: notebooks/{stem}.md is not in {Path(args.toc).name}, so the book does not show it")
     summary = {"html": str(html), "screenshot": shot_path, "n_pages": len(reports), "n_failed": len(failed),
-               "pages": [{**asdict(r), "ok": r.ok} for r in reports]}
+               "chapters_outside_toc": orphans, "pages": [{**asdict(r), "ok": r.ok} for r in reports]}
     (html.parent / "book_check.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"book_check: {len(reports) - len(failed)}/{len(reports)} pages pass; screenshot: {shot_path}")
     return 1 if failed else 0

@@ -56,6 +56,10 @@ def test_toc_pages_and_notebook_expectations(tmp_path):
     ]}]}
     (tmp_path / "nb.ipynb").write_text(json.dumps(notebook))
     assert notebook_expectations(tmp_path / "nb.ipynb") == {"images": 1, "tables": 1, "audio": 2, "errors": 1}
+    (tmp_path / "notebooks").mkdir()
+    for stem in ("03_toy", "13_explore"):
+        (tmp_path / "notebooks" / f"{stem}.md").write_text("# chapter")
+    assert book_check.chapters_outside_toc(tmp_path / "_toc.yml", tmp_path / "notebooks") == ["13_explore"]
 
 
 @pytest.mark.skipif(book_check.find_chromium() is None, reason="Chromium is not installed")
