@@ -111,12 +111,11 @@ def load_audio(path: str | Path, sample_rate: int | None = None, *, min_seconds:
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as error:
         raise AudioError(f"{path} could not be read as audio ({error}). Use WAV, FLAC or OGG; convert other "
                          f"formats first, e.g. `ffmpeg -i {path.name} {path.stem}.wav`.") from error
-    samples = torch.from_numpy(np.ascontiguousarray(data.T))                          # (channels, time)
     notes = []
-    channels = samples.shape[0]
+    channels = data.shape[1]
     if channels > 1:
         notes.append(f"downmixed {channels} channels to mono (mean of the channels)")
-    samples = to_mono(samples)
+    samples = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))   # (time,), no (channels, time) copy
     check_signal(samples, file_rate, name=str(path), min_seconds=min_seconds, silence_db=silence_db)
     rate = file_rate
     if sample_rate is not None and int(sample_rate) != int(file_rate):

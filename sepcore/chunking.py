@@ -68,6 +68,8 @@ def chunked(separate_fn: Separator, chunk_length: int, overlap: int, *, show_pro
     Returns:
         ``separate(mixture (time,)) -> (n_sources, time)``. Inputs no longer than one chunk are
         passed through unchanged (the method itself decides whether they are long enough).
+        Chunk estimates returned on another device (a CPU-only method given a CUDA mixture)
+        are moved to the mixture's device.
     """
     if not 0 <= overlap <= chunk_length // 2:
         raise ValueError(f"overlap must lie in [0, chunk_length // 2] = [0, {chunk_length // 2}], got {overlap}")
@@ -91,8 +93,8 @@ def chunked(separate_fn: Separator, chunk_length: int, overlap: int, *, show_pro
             if edges not in windows:
                 windows[edges] = crossfade_window(chunk_length, overlap, *edges, dtype=torch.float64).to(mixture.device)
             window = windows[edges]
-            output[:, start:start + chunk_length] += window * estimate.to(torch.float64)
+            output[:, start:start + chunk_length] += window * estimate.to(device=mixture.device, dtype=torch.float64)
             total[start:start + chunk_length] += window
-        return (output / total).to(mixture.dtype)
+        return output.div_(total).to(mixture.dtype)                                # in place: no third copy
 
     return separate
