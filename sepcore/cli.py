@@ -134,6 +134,16 @@ def command_list_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _short(value, width: int = 100) -> str:
+    """``repr(value)``, or a summary of it when it is longer than ``width`` (``--json`` shows all)."""
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    if isinstance(value, (list, tuple, dict)):
+        return f"<{type(value).__name__} of {len(value)} items; see --json>"
+    return text[: width - 3] + "..."
+
+
 def command_info(args: argparse.Namespace) -> int:
     from sepcore.checkpoints import read_checkpoint
 
@@ -155,14 +165,14 @@ def command_info(args: argparse.Namespace) -> int:
     print(f"manifest hash  {summary['manifest_hash']}")
     print("config")
     for key, value in (summary["config"] or {}).items():
-        print(f"  {key:<22} {value!r}")
+        print(f"  {key:<22} {_short(value)}")
     print("versions")
     for key, value in (summary["versions"] or {}).items():
         print(f"  {key:<22} {value}")
     if summary["metadata"]:
         print("metadata")
         for key, value in summary["metadata"].items():
-            print(f"  {key:<22} {value!r}")
+            print(f"  {key:<22} {_short(value)}")
     return 0
 
 
