@@ -1,0 +1,323 @@
+"""One entry point over every separation method: ``sepcore.separate(mixture, method=...)``.
+
+>>> import torch, sepcore
+>>> mixture = torch.randn(22050)
+>>> stems = sepcore.separate(mixture, method="average", sources=("drums", "bass"), sample_rate=22050)
+>>> stems.shape                                   # (n_sources, time)
+torch.Size([2, 22050])
+
+Methods live in a registry. Each entry names a *factory* by import path (``"module:attr"``),
+so the registry itself imports nothing heavy, and a method whose optional dependency is
+missing is listed as unavailable instead of breaking ``import sepcore``.
+
+The factory contract
+--------------------
+``factory(sources, *, checkpoint, sample_rate, device, seed, **knobs) -> separate`` where
+``sources`` is a tuple of class names, ``checkpoint`` a path or ``None``, ``device`` a
+``torch.device``, and ``separate(mixture: Tensor(time)) -> Tensor(n_sources, time)`` on that
+device, in the order of ``sources``. A factory may ignore arguments it does not need (end its
+signature with ``**_unused``). Its other keyword arguments with defaults are the method's
+*knobs* (σ, λ, number of beams, α, ...): the CLI accepts them as ``--knob name=value`` and
+the Explore chapter builds a widget for each, so a new knob appears everywhere by being a
+keyword argument of the factory. Give ranges with ``knobs={"sigma": Knob(0.1, 0.01, 1.0)}``.
+
+Adding a method
+---------------
+Add one line to :func:`_register_builtin_methods` below, e.g.::
+
+    register_method("hpss", "sepcore.separation.blind:make_hpss",
+                    description="Harmonic/percussive median filtering (Fitzgerald 2010)",
+                    needs_checkpoint=False, sample_rate=22050)
+
+When the factory imports its separator lazily (as :mod:`sepcore.separation.adapters` does),
+list that module in ``requires=(...)`` so the method shows as unavailable without it.
+For a method with a trained model, set ``needs_checkpoint=True`` and, when a checkpoint for
+the embedded dataset is committed, ``default_checkpoint="checkpoints/<family>/<name>.pt"``.
+The factory should load it with :func:`sepcore.checkpoints.load_model` and
+``expect={"sample_rate": ..., "classes": tuple(sources)}`` so a mismatch names the file.
+Set ``chunk_seconds`` to the method's natural context (the length its prior was trained on).
+A method with one model per source can take a folder as its checkpoint and pick
+``<folder>/<source>.pt`` itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sepcore.chunking import chunked
+from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
+
+Separator = Callable[[torch.Tensor], torch.Tensor]
+#: Arguments every factory receives; any other keyword argument with a default is a knob.
+STANDARD_ARGUMENTS = ("sources", "checkpoint", "sample_rate", "device", "seed")
+
+
+class MethodUnavailable(RuntimeError):
+    """A registered method cannot be used here (an optional dependency is missing)."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A method's tunable setting: its default and, for sliders, a range or a list of choices."""
+
+    default: object
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple | None = None
+    help: str = ""
+
+
+@dataclass
+class MethodSpec:
+    """One registry entry; ``factory`` is a callable or an import path ``"module:attr"``."""
+
+    name: str
+    factory: Callable | str
+    description: str
+    needs_checkpoint: bool
+    sample_rate: int | None = None
+    default_checkpoint: str | None = None
+    chunk_seconds: float | None = 10.0
+    overlap_seconds: float = 0.5
+    knob_specs: dict[str, Knob] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
+
+    def load_factory(self) -> Callable:
+        """Import the factory; a missing dependency raises :class:`MethodUnavailable`."""
+        for module_name in self.requires:
+            try:
+                importlib.import_module(module_name)
+            except ImportError as error:
+                raise MethodUnavailable(f"method {self.name!r} needs {module_name}, which cannot be imported ({error})") from error
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attribute = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise MethodUnavailable(
+                f"method {self.name!r} needs {error.name or module_name!r}, which is not installed "
+                f"({error}). Install the extras: pip install -e '.[audio]'."
+            ) from error
+        try:
+            return getattr(module, attribute)
+        except AttributeError as error:
+            raise MethodUnavailable(f"method {self.name!r}: {module_name} has no attribute {attribute!r}") from error
+
+    def availability(self) -> tuple[bool, str]:
+        """``(True, "")`` when the factory imports, else ``(False, reason)``."""
+        try:
+            self.load_factory()
+        except MethodUnavailable as error:
+            return False, str(error)
+        return True, ""
+
+    def knobs(self) -> dict[str, Knob]:
+        """The method's knobs: the factory's keyword defaults, refined by ``knob_specs``."""
+        found = {}
+        for parameter in inspect.signature(self.load_factory()).parameters.values():
+            if parameter.name in STANDARD_ARGUMENTS or parameter.default is inspect.Parameter.empty:
+                continue
+            if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                continue
+            found[parameter.name] = Knob(parameter.default)
+        found.update(self.knob_specs)
+        return found
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str,
+    factory: Callable | str,
+    *,
+    description: str,
+    needs_checkpoint: bool,
+    sample_rate: int | None = None,
+    default_checkpoint: str | None = None,
+    chunk_seconds: float | None = 10.0,
+    overlap_seconds: float = 0.5,
+    knobs: dict[str, Knob] | None = None,
+    requires: Sequence[str] = (),
+    replace: bool = False,
+) -> MethodSpec:
+    """Add a method to the registry (see "Adding a method" in the module docstring).
+
+    Args:
+        factory: a callable or ``"module:attr"``; imported only when the method is used.
+        sample_rate: the rate the method works at (mixtures are resampled to it), or ``None``
+            for any rate.
+        chunk_seconds: length of the chunks long inputs are cut into (``None``: never chunk).
+        requires: modules the factory imports lazily; the method is unavailable without them.
+    """
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"method {name!r} is already registered; pass replace=True to override it")
+    if isinstance(factory, str) and ":" not in factory:
+        raise ValueError(f"factory path {factory!r} must look like 'package.module:function'")
+    spec = MethodSpec(name, factory, description, needs_checkpoint, sample_rate, default_checkpoint,
+                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires))
+    _REGISTRY[name] = spec
+    return spec
+
+
+def list_methods() -> list[MethodSpec]:
+    """Every registered method, sorted by name (availability is checked only on request)."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def get_method(name: str) -> MethodSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"unknown method {name!r}; registered methods: {known} (see `sepcore list-methods`)") from None
+
+
+def _as_mixture(mixture) -> torch.Tensor:
+    """A mono float32 ``(time,)`` tensor, or an error that says what was wrong."""
+    if isinstance(mixture, (str, Path)):
+        raise TypeError(f"separate() takes audio samples; read the file first: sepcore.audio.load_audio({str(mixture)!r})")
+    tensor = torch.as_tensor(np.asarray(mixture) if not isinstance(mixture, torch.Tensor) else mixture)
+    if tensor.ndim != 1:
+        raise ValueError(f"the mixture must be mono with shape (time,), got {tuple(tensor.shape)}; "
+                         "downmix first (sepcore.audio.to_mono averages the channels)")
+    if tensor.numel() == 0:
+        raise ValueError("the mixture is empty")
+    tensor = tensor.float()
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"the mixture holds {int((~torch.isfinite(tensor)).sum())} NaN/inf samples; clean it first")
+    return tensor
+
+
+def build_separator(method: str, sources: Sequence[str], *, checkpoint=None, sample_rate: int | None = None,
+                    device="auto", seed: int = 0, **knobs) -> Separator:
+    """The method's ``separate(mixture (time,)) -> (n_sources, time)`` at its own rate, unchunked."""
+    spec = get_method(method)
+    known = spec.knobs()
+    unknown = set(knobs) - set(known)
+    if unknown:
+        raise TypeError(f"method {method!r} has no knob(s) {sorted(unknown)}; its knobs: {sorted(known) or 'none'}")
+    if checkpoint is None and spec.default_checkpoint:
+        checkpoint = REPO_ROOT / spec.default_checkpoint
+    if spec.needs_checkpoint and checkpoint is None:
+        raise ValueError(f"method {method!r} needs a checkpoint: pass checkpoint=PATH (CLI: --checkpoint PATH)")
+    factory = spec.load_factory()
+    return factory(tuple(sources), checkpoint=checkpoint, sample_rate=sample_rate,
+                   device=resolve_device(device), seed=seed, **knobs)
+
+
+def separate_with_info(mixture, method: str = "average", sources: Sequence[str] = ("drums", "bass"), *,
+                       checkpoint=None, sample_rate: int | None = None, device="auto", seed: int = 0,
+                       chunk_seconds: float | None = None, overlap_seconds: float | None = None,
+                       show_progress: bool = True, **knobs) -> tuple[torch.Tensor, dict]:
+    """:func:`separate`, also returning a dict of the settings used (written next to CLI stems)."""
+    spec = get_method(method)
+    mixture = _as_mixture(mixture)
+    input_rate = sample_rate or spec.sample_rate
+    work_rate = spec.sample_rate or input_rate
+    if work_rate is None and spec.chunk_seconds is not None and chunk_seconds is None:
+        raise ValueError("pass sample_rate= (the mixture's rate in Hz) so the input can be cut into chunks")
+    device = resolve_device(device)
+    seed_everything(seed)
+    started = time.perf_counter()
+    separate_fn = build_separator(method, sources, checkpoint=checkpoint, sample_rate=work_rate,
+                                  device=device, seed=seed, **knobs)
+    work = mixture
+    if input_rate != work_rate:
+        from sepcore.audio import resample
+        work = resample(mixture, input_rate, work_rate)
+    chunk_seconds = spec.chunk_seconds if chunk_seconds is None else chunk_seconds
+    overlap_seconds = spec.overlap_seconds if overlap_seconds is None else overlap_seconds
+    if chunk_seconds:
+        chunk_length = int(round(chunk_seconds * work_rate))
+        overlap = min(int(round(overlap_seconds * work_rate)), chunk_length // 2)
+        separate_fn = chunked(separate_fn, chunk_length, overlap, show_progress=show_progress, desc=method)
+    with torch.no_grad():
+        estimates = separate_fn(work.to(device)).detach().float().cpu()              # (n_sources, time)
+    if estimates.shape != (len(sources), work.shape[-1]):
+        raise RuntimeError(f"method {method!r} returned shape {tuple(estimates.shape)}, "
+                           f"expected {(len(sources), work.shape[-1])}")
+    if input_rate != work_rate:
+        from sepcore.audio import resample
+        estimates = resample(estimates, work_rate, input_rate)
+        estimates = torch.nn.functional.pad(estimates, (0, max(0, mixture.shape[-1] - estimates.shape[-1])))
+        estimates = estimates[:, : mixture.shape[-1]]
+    info = {
+        "method": method, "sources": list(sources), "knobs": {**{k: v.default for k, v in spec.knobs().items()}, **knobs},
+        "checkpoint": str(checkpoint) if checkpoint else spec.default_checkpoint, "seed": seed,
+        "device": str(device), "sample_rate": input_rate, "method_sample_rate": work_rate,
+        "resampled": input_rate != work_rate, "chunk_seconds": chunk_seconds,
+        "overlap_seconds": overlap_seconds if chunk_seconds else None,
+        "n_samples": int(mixture.shape[-1]), "seconds": round(time.perf_counter() - started, 3),
+    }
+    return estimates, info
+
+
+def separate(mixture, method: str = "average", sources: Sequence[str] = ("drums", "bass"), checkpoint=None,
+             sample_rate: int | None = None, device="auto", seed: int = 0, **knobs) -> torch.Tensor:
+    """Separate one mono mixture with a registered method.
+
+    Args:
+        mixture: ``(time,)`` samples (tensor or array) at ``sample_rate`` Hz.
+        method: a name from :func:`list_methods`.
+        sources: class names, in the order of the output rows.
+        checkpoint: a checkpoint path for methods with trained models (default: the method's
+            committed checkpoint, if any).
+        sample_rate: the mixture's rate; it is resampled to the method's rate and the
+            estimates back, with ``torchaudio.functional.resample``.
+        seed: seeds python, numpy and torch first, so the same seed gives identical stems.
+        **knobs: the method's settings (``chunk_seconds``/``overlap_seconds`` override the
+            method's chunking; ``show_progress=False`` hides the bar).
+
+    Returns:
+        ``(n_sources, time)`` float32 on the CPU, aligned with the mixture.
+    """
+    estimates, _ = separate_with_info(mixture, method, sources, checkpoint=checkpoint, sample_rate=sample_rate,
+                                      device=device, seed=seed, **knobs)
+    return estimates
+
+
+def _register_builtin_methods() -> None:
+    """The methods shipped with the package; one line each (see "Adding a method")."""
+    register_method("average", "sepcore.separation.naive:make_average",
+                    description="Every source is the same equal share of the mixture (paper 004, Table 2 'Average')",
+                    needs_checkpoint=False)
+    register_method("crossover", "sepcore.separation.naive:make_crossover",
+                    description="Naive two-band split: the low band to bass, the rest to the other source",
+                    needs_checkpoint=False,
+                    knobs={"cutoff_hz": Knob(150.0, 40.0, 1000.0, 10.0, help="crossover frequency in Hz"),
+                           "low_source": Knob("bass", help="the source that gets the low band")})
+    # Blind baselines (sepcore.separation.blind) and the supervised Conv-TasNet, through adapters.
+    for key, description in BLIND_METHODS.items():
+        register_method(key, f"sepcore.separation.adapters:make_{key}", description=description,
+                        needs_checkpoint=False, sample_rate=22050, requires=("sepcore.separation.blind",))
+    register_method("conv-tasnet", "sepcore.separation.adapters:make_convtasnet",
+                    description="Supervised Conv-TasNet (an upper bound: trained on mixture/source pairs)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/supervised/convtasnet.pt",
+                    requires=("sepcore.separation.supervised",))
+    # Flows + Langevin, latent Bayes / LQ-VAE and LASS register here.
+
+
+#: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment).
+BLIND_METHODS = {
+    "rpca": "Blind: robust PCA, sparse part to the foreground class (Huang et al. 2012)",
+    "ica": "Blind: FastICA on the magnitude spectrogram",
+    "hpss": "Blind: harmonic/percussive median filtering (Fitzgerald 2010)",
+    "repet": "Blind: REPET, repeating background (Rafii & Pardo 2012)",
+    "repet_sim": "Blind: REPET-SIM, similar-frame background (Rafii & Pardo 2012)",
+    "ft2d": "Blind: 2-D Fourier transform foreground/background (Seetharaman et al. 2017)",
+    "nmf": "Blind: NMF components split by spectral centroid",
+}
+
+
+_register_builtin_methods()

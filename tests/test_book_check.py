@@ -1,0 +1,83 @@
+"""The rendered-book check: its page rules on synthetic pages, and one real headless Chromium run."""
+
+import json
+
+import pytest
+
+from sepcore import book_check
+from sepcore.book_check import (
+    count_elements,
+    find_errors,
+    judge_page,
+    notebook_expectations,
+    toc_pages,
+)
+
+GOOD = """<html><body><nav><img src="logo.png"></nav><article class="bd-article">
+<h1>Chapter</h1><img src="fig.png"><table><tr><td>1</td></tr></table><audio controls></audio>
+<pre>code with :::{warning} inside a code block is fine</pre></article></body></html>"""
+TRACEBACK = GOOD.replace("<h1>Chapter</h1>", '<div class="output traceback highlight-ipythontb"><pre>'
+                         "Traceback (most recent call last):\n ValueError</pre></div>")
+UNRENDERED = GOOD.replace("<h1>Chapter</h1>", "<p>:::{warning} This page was executed ... :::</p>")
+
+
+def test_counts_only_the_main_content():
+    assert count_elements(GOOD) == {"images": 1, "tables": 1, "audio": 1}      # the navbar logo is not counted
+
+
+def test_errors_and_unrendered_markup_are_found():
+    assert find_errors(GOOD) == []
+    assert set(find_errors(TRACEBACK)) == {"a Python traceback", "an error output"}
+    assert find_errors(UNRENDERED) == ["an unrendered MyST directive"]
+    assert find_errors(GOOD.replace("<h1>", '<div id="papermill-error-cell"></div><h1>')) == ["papermill's error marker"]
+
+
+def test_chapter_rules():
+    page = "book/executed/05_flows"
+    assert judge_page(page, GOOD, {"images": 3, "tables": 1, "audio": 2}).ok
+    no_figure = judge_page(page, GOOD.replace('<img src="fig.png">', ""), {"images": 1})
+    assert no_figure.problems == ["shows no figure although its notebook produced 1"]
+    empty = judge_page(page, "<html><article><p>text</p></article></html>", {})
+    assert empty.problems == ["shows no figure, table or audio player at all"]
+    assert judge_page("book/intro", "<html><article><p>text</p></article></html>", None).ok   # prose pages may be bare
+    assert not judge_page(page, GOOD, {"errors": 1}).ok
+
+
+def test_toc_pages_and_notebook_expectations(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n"
+        "      - file: book/executed/03_toy\n        sections:\n          - file: book/executed/03b.ipynb\n"
+        "  - caption: B\n    chapters:\n      - file: book/references\n")
+    assert toc_pages(tmp_path / "_toc.yml") == ["book/intro", "book/executed/03_toy", "book/executed/03b", "book/references"]
+    notebook = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "data": {"application/papermill.record/image/png": "iVBOR"}},
+        {"output_type": "execute_result", "data": {"text/html": ["<table>", "<tr><td><audio></audio><audio></audio>"]}},
+        {"output_type": "error", "ename": "ValueError"},
+    ]}]}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(notebook))
+    assert notebook_expectations(tmp_path / "nb.ipynb") == {"images": 1, "tables": 1, "audio": 2, "errors": 1}
+    (tmp_path / "notebooks").mkdir()
+    for stem in ("03_toy", "13_explore"):
+        (tmp_path / "notebooks" / f"{stem}.md").write_text("# chapter")
+    assert book_check.chapters_outside_toc(tmp_path / "_toc.yml", tmp_path / "notebooks") == ["13_explore"]
+
+
+@pytest.mark.skipif(book_check.find_chromium() is None, reason="Chromium is not installed")
+def test_headless_chromium_checks_a_tiny_book(tmp_path):
+    html = tmp_path / "html"
+    (html / "book" / "executed").mkdir(parents=True)
+    (html / "book" / "intro.html").write_text("<html><body><article><p>Welcome</p></article></body></html>")
+    (html / "book" / "executed" / "03_toy.html").write_text(GOOD)
+    (html / "book" / "executed" / "04_data.html").write_text(TRACEBACK)
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/executed/03_toy\n"
+        "  - file: book/executed/04_data\n  - file: book/executed/05_missing\n")
+    code = book_check.main(["--html", str(html), "--toc", str(tmp_path / "_toc.yml"),
+                            "--executed", str(tmp_path / "none"), "--screenshot", str(tmp_path / "shot.png")])
+    assert code == 1
+    summary = json.loads((tmp_path / "book_check.json").read_text())
+    status = {page["page"]: page["problems"] for page in summary["pages"]}
+    assert status["book/intro"] == [] and status["book/executed/03_toy"] == []
+    assert "shows a Python traceback" in status["book/executed/04_data"]
+    assert status["book/executed/05_missing"][0].startswith("missing")
+    assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"              # the last chapter page
