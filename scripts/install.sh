@@ -9,14 +9,15 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # System packages: ffmpeg (museval imports stempeg, which looks for it), FluidSynth and a
-# General MIDI SoundFont (the embedded Slakh-format dataset is rendered with them).
+# General MIDI SoundFont (the embedded Slakh-format dataset is rendered with them), and
+# headless Chromium with a font (python -m sepcore.book_check opens the built book in it).
 need_apt=0
-for bin in ffmpeg fluidsynth; do command -v "$bin" >/dev/null || need_apt=1; done
+for bin in ffmpeg fluidsynth chromium; do command -v "$bin" >/dev/null || need_apt=1; done
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    ffmpeg fluidsynth fluid-soundfont-gm libsndfile1 >/dev/null
+    ffmpeg fluidsynth fluid-soundfont-gm libsndfile1 chromium fonts-dejavu-core >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

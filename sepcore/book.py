@@ -187,6 +187,18 @@ def sync_pairs() -> list[Path]:
     return written
 
 
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the banner already states the profile."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(notebook, path)
+
+
 def run_chapters(profile: str, names: list[str], parameters: dict | None = None) -> int:
     """Execute chapters with papermill; return the number of failures."""
     import papermill
@@ -211,6 +223,7 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None)
                 cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=not quiet(),
                 log_output=quiet(), request_save_on_cell_execute=True,
             )
+            _hide_injected_parameters(target)
             status = "ok"
         except Exception as error:  # papermill raises PapermillExecutionError and friends
             failures += 1
