@@ -246,7 +246,9 @@ def build_book() -> int:
     if missing:
         print(f"[sepcore.book] not executed yet: {', '.join(missing)}. Run `python -m sepcore.book run` first.", file=sys.stderr)
         return 1
-    command = ["jupyter-book", "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
+    beside_python = Path(sys.executable).parent / "jupyter-book"  # works without an activated venv
+    executable = str(beside_python) if beside_python.exists() else "jupyter-book"
+    command = [executable, "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
     print("[sepcore.book] " + " ".join(command), flush=True)
     return subprocess.call(command, cwd=REPO_ROOT)
 
