@@ -206,6 +206,9 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None)
     check_profile(profile)
     env_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PYTHONPATH"] = env_path  # the kernel inherits it and imports this checkout
+    # Figures must render inline (as PNG) even when the caller set a non-interactive backend
+    # such as Agg: with Agg, glued figures would carry only their text repr.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     staging = BUILD / "staging"
     failed_dir = BUILD / "failed"
     summary = {}
