@@ -43,7 +43,7 @@ class ConvTasNetConfig(ProfileConfig):
     batch_size: int = 4
     steps: int = 2000
     learning_rate: float = 1e-3
-    max_minutes: float = 20.0               # wall-clock cap of a training run
+    max_minutes: float = 20.0               # CPU-time cap of a training run (minutes of one core)
     seed: int = 0
 
     @classmethod
