@@ -11,7 +11,9 @@ the GPU for torch methods:
   museval v4 image SDR, 2 s windows, median over frames);
 - ``seconds_per_second``: wall time of ``separate`` divided by the audio's duration, after one
   untimed warm-up call (librosa's numba compilation, lazy imports, CUDA context);
-- ``peak_python_mb``: the peak of Python and numpy allocations during a call (``tracemalloc``;
+- memory, measured in one more call on the first chunk, separately from the timed calls so
+  that tracing does not slow them down:
+  ``peak_python_mb``: the peak of Python and numpy allocations during a call (``tracemalloc``;
   torch CPU tensors are not traced by it), ``peak_rss_delta_mb``: the peak resident memory
   above the level before the call (sampled every 2 ms with ``psutil``), and on CUDA
   ``peak_cuda_mb`` (``torch.cuda.max_memory_allocated``).
@@ -127,8 +129,9 @@ def run(profile: str, n_mixtures: int | None = None, data_root: str = "", method
                 separator.model.to(device)
                 separator.device = device
             separator(dataset[indices[0]]["mixture"])      # warm-up, untimed
+            frame = evaluate(dataset, separator, method=spec.label, indices=indices)
             meter = MemoryMeter(separator, device)
-            frame = evaluate(dataset, meter, method=spec.label, indices=indices)
+            meter(dataset[indices[0]]["mixture"])          # memory, in its own call
             per_chunk = frame.drop_duplicates("id")
             rows.append({
                 "method": spec.label, "family": spec.family, "device": device.type,
