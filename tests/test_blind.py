@@ -135,3 +135,13 @@ def test_class_assignment_rule_is_fixed_and_ordered():
     a = BlindSeparator("hpss", ("drums", "bass"), SR)(mix(sources))
     b = BlindSeparator("hpss", ("bass", "drums"), SR)(mix(sources))
     torch.testing.assert_close(a, b.flip(0))
+
+
+def test_mixture_consistent_estimates_couple_the_two_sdrs():
+    # estimates that add up to the mixture have equal and opposite errors, so in one window
+    # SDR_1 - SDR_2 = 10 log10(||s_1||^2 / ||s_2||^2) whatever the method
+    sources = _clicks_and_tone(n=16384)
+    energy_ratio = 10 * torch.log10(sources[0].pow(2).sum() / sources[1].pow(2).sum())
+    for method in ("hpss", "nmf"):
+        scores = sdr(sources, BlindSeparator(method, ("drums", "bass"), SR)(mix(sources)), SR, window_s=1.0, hop_s=1.0)
+        assert float(scores[0] - scores[1]) == pytest.approx(float(energy_ratio), abs=1e-3)
