@@ -38,9 +38,12 @@ def fastica_unmix(observations: np.ndarray, n_components: int, seed: int = 0,
         ``observations ~ mixing @ sources + mean``; sources up to order and scale.
     """
     from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
 
     ica = FastICA(n_components=n_components, whiten="unit-variance", random_state=seed, max_iter=max_iter, tol=1e-5)
-    sources = ica.fit_transform(np.asarray(observations, dtype=np.float64).T).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)               # a fixed budget of iterations
+        sources = ica.fit_transform(np.asarray(observations, dtype=np.float64).T).T
     return sources, ica.mixing_
 
 
