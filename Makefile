@@ -24,6 +24,7 @@ test: install
 
 benchmarks:
 	$(PY) -m benchmarks.sdr_speed --profile $(PROFILE)
+	$(PY) -m benchmarks.methods --profile $(PROFILE)
 
 lint:
 	$(VENV)/bin/ruff check sepcore tests benchmarks
