@@ -8,9 +8,10 @@ PY = $(VENV)/bin/python
 install:
 	bash scripts/install.sh
 
-## Execute every chapter (regenerating tables/ under the default profile) and build the HTML book.
+## Execute every chapter and the benchmarks (regenerating tables/ under the default profile), build the HTML book.
 book: install
 	$(PY) -m sepcore.book run --profile $(PROFILE)
+	$(MAKE) benchmarks PROFILE=$(PROFILE)
 	$(PY) -m sepcore.book build
 
 run:
