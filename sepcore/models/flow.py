@@ -52,9 +52,9 @@ class FlowConfig(ProfileConfig):
     source: str = "sine"
     sample_rate: int = 14700
     n_blocks: int = 3
-    n_flows: int = 3
-    n_layers: int = 5
-    width: int = 16
+    n_flows: int = 2
+    n_layers: int = 4
+    width: int = 12
     conditioned: bool = True
     log_scale_clamp: float = 4.0
 

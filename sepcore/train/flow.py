@@ -35,8 +35,8 @@ class FlowTrainConfig(ProfileConfig):
     """Optimisation settings (the reference: Adam, lr 1e-4 with step decay, 16384-sample crops;
     ours use shorter crops and a larger learning rate to fit a CPU budget)."""
 
-    steps: int = 2000
-    batch_size: int = 12
+    steps: int = 3000
+    batch_size: int = 8
     segment_length: int = 2048
     lr: float = 2e-3
     lr_final: float = 1e-4
