@@ -44,7 +44,7 @@ class FlowTrainConfig(ProfileConfig):
     p_clean: float = 0.25
     sigma_min: float = 0.01
     sigma_max: float = 1.0
-    max_minutes: float = 14.0
+    max_minutes: float = 25.0
     log_every: int = 25
 
     @classmethod
@@ -115,8 +115,6 @@ def train_flow(
     device = resolve_device(device)
     model = FlowPrior(flow_config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    gamma = (train_config.lr_final / train_config.lr) ** (1 / max(train_config.steps, 1))
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
     history, started, window = [], time.perf_counter(), []
     bar = progress(range(train_config.steps), desc=desc)
     for step in bar:
@@ -131,9 +129,12 @@ def train_flow(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
         optimiser.step()
-        scheduler.step()
-        window.append((nll.detach().cpu(), (sigma == 0).cpu()))
+        # exponential decay from lr to lr_final over whichever budget (steps or minutes) runs out first
         elapsed = time.perf_counter() - started
+        done = max((step + 1) / train_config.steps, elapsed / (60 * train_config.max_minutes))
+        for group in optimiser.param_groups:
+            group["lr"] = train_config.lr * (train_config.lr_final / train_config.lr) ** min(done, 1.0)
+        window.append((nll.detach().cpu(), (sigma == 0).cpu()))
         last = step + 1 == train_config.steps or elapsed > 60 * train_config.max_minutes
         if (step + 1) % train_config.log_every == 0 or last:
             values = torch.cat([w[0] for w in window])
