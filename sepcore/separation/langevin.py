@@ -57,7 +57,7 @@ class LangevinConfig(ProfileConfig):
 
     @classmethod
     def default(cls):
-        return cls(n_levels=8, steps_per_level=40, epsilon=5e-5)
+        return cls(n_levels=8, steps_per_level=20, epsilon=5e-5)
 
     @classmethod
     def full(cls):
