@@ -1,0 +1,1 @@
+"""Training entry points, one per model family: ``python -m sepcore.train.<family> --profile ...``."""
