@@ -12,6 +12,15 @@ from sepcore.separation.posteriors import ScaledBeta, TruncatedNormal, ndtri_exp
 D = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine run much faster on one intra-op thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _density(make, params):
     dist = make(*[torch.tensor(p, dtype=D) for p in params])
     return lambda x: math.exp(float(dist.log_prob(torch.tensor(x, dtype=D))))
