@@ -55,7 +55,7 @@ class VariationalConfig(ProfileConfig):
     sources: tuple[str, ...] = TOY_SOURCES
     sample_rate: int = 14700
     posterior: str = "beta"
-    width: int = 32
+    width: int = 16
     n_layers: int = 10
     likelihood_sigma: float = 0.05
     prior_sigma: float = 0.05
@@ -74,7 +74,7 @@ class VariationalConfig(ProfileConfig):
 
     @classmethod
     def full(cls):
-        return cls(width=64, n_layers=12)
+        return cls(width=64, n_layers=12)   # the paper's scale; not trained here
 
     def __post_init__(self):
         if self.posterior not in ("beta", "truncnormal"):

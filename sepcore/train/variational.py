@@ -37,13 +37,13 @@ class VariationalTrainConfig(ProfileConfig):
     """Optimisation settings; Adam with an exponential decay from ``lr`` to ``lr_final``."""
 
     steps: int = 3000
-    batch_size: int = 16
+    batch_size: int = 8
     segment_length: int = 1024
-    lr: float = 1e-3
-    lr_final: float = 1e-4
+    lr: float = 2e-3
+    lr_final: float = 2e-4
     grad_clip: float = 10.0
-    kl_warmup: float = 0.2
-    max_minutes: float = 30.0
+    kl_warmup: float = 0.1
+    max_minutes: float = 25.0
     log_every: int = 20
 
     @classmethod
