@@ -11,7 +11,10 @@ lines = [
     "by `sepcore.train.flow` on `x + sigma * eps` with `sigma = 0` for a quarter of each batch and",
     "`log sigma ~ U[log 0.01, log 1]` otherwise. Each training ran on one CPU core of a shared 2-core",
     "machine (`OMP_NUM_THREADS=1 nice -n 10`), with a wall-time cap (`max_minutes`) as well as a step count:",
-    "`steps` is what was reached. Wall times depend on the load of the shared machine.", "",
+    "`steps` is what was reached. Wall times depend on the load of the shared machine: the four toy priors",
+    "trained at the same time while the machine's load average was about 14, so each process got about 8 % of",
+    "a core (ps showed 1 min 14 s of CPU time after 16 min 18 s of wall time), i.e. about 2 CPU-minutes per",
+    "prior in 25 wall-minutes. On an idle core a step takes about 0.13 s, so the same 1,380 steps take about 3 min.", "",
     "| checkpoint | size (MB) | parameters | steps | wall time (min) | final NLL clean / noisy (nats/sample) | data | command |",
     "|---|---|---|---|---|---|---|---|",
 ]

@@ -57,7 +57,7 @@ class LangevinConfig(ProfileConfig):
 
     @classmethod
     def default(cls):
-        return cls(n_levels=8, steps_per_level=40, epsilon=5e-5)
+        return cls(n_levels=8, steps_per_level=20, epsilon=5e-5)
 
     @classmethod
     def full(cls):
@@ -100,6 +100,49 @@ def _score(x: torch.Tensor, priors: Sequence[nn.Module], sigma: float) -> tuple[
         log_p = torch.stack([prior.log_prob(x[:, k], sigma) for k, prior in enumerate(priors)], dim=1)
         (grad,) = torch.autograd.grad(log_p.sum(), x)
     return grad, log_p.detach()
+
+
+def _sgld(x, m, priors, sigma, eta, lam, steps, randn, mixing, clamp, bar=None):
+    """``steps`` SGLD updates at one level (Eq. 16-17 of paper 002 with the BASIS likelihood)."""
+    w = mixing_weight(x.shape[1], mixing)
+    log_p = None
+    for _ in range(steps):
+        prior_score, log_p = _score(x, priors, sigma)
+        residual = m - mix(x, mixing)                                       # (B, T)
+        likelihood_score = lam * w * residual[:, None]                      # d/dx_k of -(lam/2)||m - mix(x)||^2
+        x = x + eta * (prior_score + likelihood_score) + math.sqrt(2 * eta) * randn(*x.shape)
+        if clamp is not None:
+            x = x.clamp(-(clamp + 3 * sigma), clamp + 3 * sigma)
+        if bar is not None:
+            bar.update()
+    return x, log_p
+
+
+def langevin_level(
+    start: torch.Tensor,
+    mixture: torch.Tensor,
+    priors: Sequence[nn.Module],
+    sigma: float,
+    eta: float,
+    likelihood_weight: float,
+    steps: int,
+    generator: torch.Generator,
+    *,
+    mixing: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``steps`` updates at one fixed level from an explicit ``start (batch, n_sources, time)``.
+
+    For diagnostics only (e.g. starting at the true sources to see whether the posterior keeps
+    them, an *oracle* experiment); separation goes through :func:`annealed_langevin`, which never
+    takes a starting point. ``lambda = likelihood_weight / sigma^2``. Returns the final state and
+    the log-priors ``(batch, n_sources)`` of the last step. No clamping, no padding.
+    """
+    mixing = get_mixing(mixing)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator).to(start.device)
+
+    return _sgld(start.detach(), mixture, priors, sigma, eta, likelihood_weight / sigma**2, steps, randn, mixing, None)
 
 
 def annealed_langevin(
@@ -149,15 +192,7 @@ def annealed_langevin(
     bar = progress(total=schedule.n_levels * schedule.steps_per_level, desc="langevin", leave=False,
                    disable=not show_progress)
     for level, (sigma, eta, lam) in enumerate(zip(sigmas.tolist(), etas.tolist(), lambdas.tolist())):
-        for _ in range(schedule.steps_per_level):
-            prior_score, log_p = _score(x, priors, sigma)
-            residual = m - mix(x, mixing)                                   # (B, T)
-            likelihood_score = lam * w * residual[:, None]                  # d/dx_k of -(lam/2)||m - mix(x)||^2
-            x = x + eta * (prior_score + likelihood_score) + math.sqrt(2 * eta) * randn(*x.shape)
-            if schedule.clamp is not None:
-                bound = schedule.clamp + 3 * sigma
-                x = x.clamp(-bound, bound)
-            bar.update()
+        x, log_p = _sgld(x, m, priors, sigma, eta, lam, schedule.steps_per_level, randn, mixing, schedule.clamp, bar)
         residual = m - mix(x, mixing)
         diagnostics.append({
             "level": level, "sigma": sigma, "eta": eta, "lambda": lam,
