@@ -1,0 +1,175 @@
+"""Train the posterior encoders of amortised variational separation (paper 002, Eq. 21-23).
+
+Each step draws random crops of training **mixtures** (never their sources), a one-sample ELBO
+(:func:`sepcore.separation.variational.elbo_terms`) against the fixed flow priors, and an Adam
+step on the encoders. The KL weight ``beta_kl`` rises linearly from 0 to 1 over the first
+``kl_warmup`` fraction of training (``kl_warmup = 0`` disables the warm-up).
+
+    OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset toy
+
+The priors are the flow checkpoints ``checkpoints/flows/toy_<source>.pt`` (``default``) or tiny flows
+trained on the fly (``quick``), via :func:`sepcore.models.priors.flow_priors`. The checkpoint
+(``checkpoints/variational/<dataset>_<posterior>.pt``) stores the encoders' config and weights, the
+training config and the curves (``metadata["history"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sepcore.checkpoints import save_checkpoint
+from sepcore.profiles import ProfileConfig
+from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
+from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
+
+MixtureSampler = Callable[[int, int, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class VariationalTrainConfig(ProfileConfig):
+    """Optimisation settings; Adam with an exponential decay from ``lr`` to ``lr_final``."""
+
+    steps: int = 3000
+    batch_size: int = 8
+    segment_length: int = 1024
+    lr: float = 2e-3
+    lr_final: float = 2e-4
+    grad_clip: float = 10.0
+    kl_warmup: float = 0.1
+    max_minutes: float = 25.0
+    log_every: int = 20
+
+    @classmethod
+    def quick(cls):
+        return cls(steps=120, batch_size=8, segment_length=512, lr=3e-3, max_minutes=1.0, log_every=5)
+
+
+def toy_mixture_sampler(dataset) -> MixtureSampler:
+    """``(n, length, generator) -> (n, length)`` random crops of the dataset's **mixtures** only."""
+    def sample(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        items = torch.randint(len(dataset), (n,), generator=generator).tolist()
+        total = dataset.config.length
+        if length > total:
+            raise ValueError(f"segment_length {length} exceeds the toy items' length {total}")
+        offsets = torch.randint(total - length + 1, (n,), generator=generator).tolist()
+        return torch.stack([dataset[i]["mixture"][o:o + length] for i, o in zip(items, offsets)])
+    return sample
+
+
+def kl_weight(step: int, n_steps: int, warmup: float) -> float:
+    """``beta_kl``: linear from 0 to 1 over the first ``warmup`` fraction of ``n_steps``, then 1."""
+    if warmup <= 0:
+        return 1.0
+    return min(1.0, step / (warmup * n_steps))
+
+
+def train_variational(
+    priors: Sequence[nn.Module],
+    sample_mixtures: MixtureSampler,
+    config: VariationalConfig,
+    train_config: VariationalTrainConfig,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    desc: str = "train encoders",
+) -> tuple[VariationalSeparator, list[dict]]:
+    """Fit the encoders by maximising the ELBO; returns the separator (eval, CPU) and the curves.
+
+    History rows: ``step, seconds, beta_kl, loss, elbo, reconstruction, kl`` (nats per sample,
+    means over the logging window) and ``kl_<source>``.
+    """
+    generator = seed_everything(seed)
+    device = resolve_device(device)
+    separator = VariationalSeparator(config).to(device).train()
+    priors = [prior.to(device).eval().requires_grad_(False) for prior in priors]
+    optimiser = torch.optim.Adam(separator.parameters(), lr=train_config.lr)
+    history, window, started = [], [], time.perf_counter()
+    bar = progress(range(train_config.steps), desc=desc)
+    for step in bar:
+        mixture = sample_mixtures(train_config.batch_size, train_config.segment_length, generator).to(device)
+        beta = kl_weight(step, train_config.steps, train_config.kl_warmup)
+        terms = elbo_terms(separator, priors, mixture, beta_kl=beta)
+        if not torch.isfinite(terms["loss"]):
+            raise FloatingPointError(f"{desc}: non-finite loss at step {step}; lower --lr or raise likelihood_sigma")
+        optimiser.zero_grad()
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(separator.parameters(), train_config.grad_clip)
+        optimiser.step()
+        elapsed = time.perf_counter() - started
+        done = max((step + 1) / train_config.steps, elapsed / (60 * train_config.max_minutes))
+        for group in optimiser.param_groups:
+            group["lr"] = train_config.lr * (train_config.lr_final / train_config.lr) ** min(done, 1.0)
+        window.append({key: value.detach().cpu() for key, value in terms.items()} | {"beta_kl": beta})
+        last = step + 1 == train_config.steps or elapsed > 60 * train_config.max_minutes
+        if (step + 1) % train_config.log_every == 0 or last:
+            row = {"step": step + 1, "seconds": elapsed, "beta_kl": beta}
+            for key in ("loss", "elbo", "reconstruction", "kl"):
+                row[key] = float(torch.stack([w[key] for w in window]).mean())
+            per_source = torch.stack([w["kl_per_source"] for w in window]).mean(0)
+            row.update({f"kl_{name}": float(v) for name, v in zip(config.sources, per_source)})
+            history.append(row)
+            bar.set_postfix(elbo=f"{row['elbo']:.2f}", kl=f"{row['kl']:.2f}")
+            window = []
+        if last:
+            break
+    return separator.cpu().eval(), history
+
+
+def checkpoint_path(dataset: str, posterior: str) -> Path:
+    return REPO_ROOT / "checkpoints" / "variational" / f"{dataset}_{posterior}.pt"
+
+
+def train_toy(profile: str, *, retrain_priors: bool = False, seed: int = 0, device: str = "auto",
+              overrides: dict | None = None, train_overrides: dict | None = None):
+    """Priors for the toy classes (:func:`sepcore.models.priors.flow_priors`) and encoders trained
+    on toy training mixtures; returns ``(separator, history, priors, wall_seconds)``."""
+    from sepcore.data.toy import ToyConfig, ToyDataset
+    from sepcore.models.priors import flow_priors
+
+    config = VariationalConfig.for_profile(profile, **(overrides or {}))
+    train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
+    prior_map, _ = flow_priors(config.sources, profile, dataset="toy", retrain=retrain_priors, seed=seed)
+    priors = [prior_map[name] for name in config.sources]
+    dataset = ToyDataset(ToyConfig.for_profile(profile), "train")
+    started = time.perf_counter()
+    separator, history = train_variational(priors, toy_mixture_sampler(dataset), config, train_config,
+                                           seed=seed, device=device, desc=f"toy/{config.posterior}")
+    return separator, history, priors, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    parser.add_argument("--dataset", default="toy", choices=("toy",))
+    parser.add_argument("--posterior", default=None, choices=("beta", "truncnormal"))
+    parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/variational/<dataset>_<posterior>.pt)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    overrides = {"posterior": args.posterior} if args.posterior else {}
+    train_overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
+    separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device,
+                                            overrides=overrides, train_overrides=train_overrides)
+    out = Path(args.out or checkpoint_path(args.dataset, separator.config.posterior))
+    train_config = VariationalTrainConfig.for_profile(args.profile, **train_overrides)
+    save_checkpoint(out, separator, metadata={
+        "dataset": args.dataset, "train_config": train_config.to_dict(), "history": history,
+        "wall_seconds": wall, "steps_done": history[-1]["step"], "seed": args.seed, "profile": args.profile,
+    })
+    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {history[-1]['step']} steps, "
+          f"{wall / 60:.1f} min; final ELBO {history[-1]['elbo']:.3f} nats/sample, KL {history[-1]['kl']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
