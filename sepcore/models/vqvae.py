@@ -38,7 +38,7 @@ class VQVAEConfig(ProfileConfig):
     in_channels: int = 1
     strides: tuple = (4, 4, 4)          # hop = prod(strides) = 64
     width: int = 32                     # conv channels
-    res_depth: int = 3                  # residual blocks per level
+    res_depth: int = 2                  # residual blocks per level
     dilation_growth: int = 3            # dilation = growth**d in the residual stack
     codebook_size: int = 256            # K
     code_dim: int = 32                  # D
