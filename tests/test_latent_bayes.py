@@ -2,7 +2,7 @@
 
 import torch
 
-from sepcore.models.transformer import PriorConfig, reorder_cache
+from sepcore.models.transformer import PriorConfig
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.separation.latent_bayes import (
     Candidates,
@@ -121,9 +121,3 @@ def test_oracle_picks_best_candidate_per_source():
     cands = Candidates(torch.zeros(3, 2, 1, dtype=torch.long), torch.zeros(3, 2), est, 0.0)
     best = oracle_best(cands, refs, 22050)
     assert torch.equal(best[0], est[1, 0]) and torch.equal(best[1], est[0, 1])
-
-
-def test_reorder_cache_is_shared_with_lass():
-    k = torch.arange(6.0).reshape(3, 1, 2, 1)
-    (k2, v2), = reorder_cache(((k, k),), torch.tensor([2, 0]))
-    assert torch.equal(k2[:, 0, :, 0], torch.tensor([[4.0, 5.0], [0.0, 1.0]]))

@@ -3,9 +3,13 @@
 ``p(z) = prod_s p(z_s | z_<s)``. A start token (index ``K``) is prepended, so ``forward`` on
 ``(batch, T)`` inputs ``[start, z_1, ..., z_{T-1}]`` returns the logits of ``z_1 .. z_T``.
 
-The key/value cache is explicit state: ``forward(idx, cache) -> (logits, cache)``, where a
-cache is a tuple of per-layer ``(keys, values)`` tensors of shape ``(batch, n_head, t, head_dim)``;
-``reorder_cache(cache, index)`` selects/duplicates batch rows (beam search, resampling).
+The key/value cache is explicit state: ``forward(idx, cache) -> (logits, cache)``. A
+:class:`KVCache` holds preallocated buffers ``(n_layer, batch, n_head, block_size, head_dim)``
+and the number of filled positions, so a step costs no reallocation (growing the cache by
+concatenation would copy O(S^2) numbers over a sequence). ``forward`` writes the new positions
+into the buffers and returns the cache with its new length: a cache object is consumed by the
+call (keep a copy with :func:`reorder_cache` to branch). ``reorder_cache(cache, index)``
+selects/duplicates batch rows (beam search, resampling).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from torch import nn
 
 from sepcore.profiles import ProfileConfig
 
-Cache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+@dataclass
+class KVCache:
+    keys: torch.Tensor       # (n_layer, batch, n_head, block_size, head_dim)
+    values: torch.Tensor     # (n_layer, batch, n_head, block_size, head_dim)
+    length: int = 0          # filled positions
+
+
+Cache = KVCache
 
 
 @dataclass
@@ -60,13 +73,15 @@ class Block(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.dropout = c.dropout
 
-    def forward(self, x, past=None):
+    def forward(self, x, past=None, t_past: int = 0):
+        """``past``: ``(keys, values)`` buffers ``(B, H, block_size, hd)`` of this layer, filled up to ``t_past``."""
         B, T, C = x.shape                                               # (B, T, C)
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
         if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        t_past = k.shape[2] - T
+            past[0][:, :, t_past:t_past + T] = k
+            past[1][:, :, t_past:t_past + T] = v
+            k, v = past[0][:, :, :t_past + T], past[1][:, :, :t_past + T]
         if T == 1:
             mask = None                                                 # one new token attends to everything
         else:
@@ -75,7 +90,7 @@ class Block(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, C)
         x = x + self.drop(self.proj(y))
         x = x + self.drop(self.mlp(self.ln2(x)))
-        return x, (k, v)
+        return x
 
 
 class TransformerPrior(nn.Module):
@@ -101,24 +116,32 @@ class TransformerPrior(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
+    def empty_cache(self, batch: int) -> KVCache:
+        c = self.config
+        weight = self.head.weight
+        shape = (c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head)
+        return KVCache(weight.new_empty(shape), weight.new_empty(shape), 0)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, use_cache: bool = True) -> tuple[torch.Tensor, KVCache | None]:
         """``idx: (batch, T)`` tokens (codes or the start token) following the cached ones.
 
         Returns ``logits: (batch, T, K)`` (next-code logits after each input token) and the
-        updated cache (past length + T positions).
+        updated cache (past length + T positions; ``None`` with ``use_cache=False``).
         """
-        t_past = 0 if cache is None else cache[0][0].shape[2]
+        if cache is None and use_cache:
+            cache = self.empty_cache(idx.shape[0])
+        t_past = 0 if cache is None else cache.length
         T = idx.shape[1]
         if t_past + T > self.config.block_size:
             raise ValueError(f"sequence length {t_past + T} exceeds block_size {self.config.block_size}; "
                              "train the prior with a larger PriorConfig.block_size or separate shorter chunks")
         pos = torch.arange(t_past, t_past + T, device=idx.device)
         x = self.tok(idx) + self.pos(pos)
-        new_cache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, None if cache is None else cache[i])
-            new_cache.append(kv)
-        return self.head(self.ln_f(x)), tuple(new_cache)
+            x = block(x, None if cache is None else (cache.keys[i], cache.values[i]), t_past)
+        if cache is not None:
+            cache = KVCache(cache.keys, cache.values, t_past + T)
+        return self.head(self.ln_f(x)), cache
 
     def with_start(self, codes: torch.Tensor) -> torch.Tensor:
         """(batch, S) codes -> (batch, S) inputs ``[start, z_1, ..., z_{S-1}]``."""
@@ -127,12 +150,12 @@ class TransformerPrior(nn.Module):
 
     def loss(self, codes: torch.Tensor) -> torch.Tensor:
         """Mean next-code cross-entropy (nats per token) of ``codes: (batch, S)``."""
-        logits, _ = self(self.with_start(codes))
+        logits, _ = self(self.with_start(codes), use_cache=False)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))
 
     def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """log p(z) summed over positions, ``(batch,)``."""
-        logits, _ = self(self.with_start(codes))
+        logits, _ = self(self.with_start(codes), use_cache=False)
         return logits.log_softmax(-1).gather(-1, codes[..., None]).squeeze(-1).sum(-1)
 
     @torch.no_grad()
@@ -149,6 +172,6 @@ class TransformerPrior(nn.Module):
         return torch.cat(out, 1)
 
 
-def reorder_cache(cache: Cache, index: torch.Tensor) -> Cache:
-    """Select batch rows ``index: (new_batch,)`` of every layer's keys and values."""
-    return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in cache)
+def reorder_cache(cache: KVCache, index: torch.Tensor) -> KVCache:
+    """A new cache with batch rows ``index: (new_batch,)`` of every layer's keys and values (copied)."""
+    return KVCache(cache.keys.index_select(1, index), cache.values.index_select(1, index), cache.length)

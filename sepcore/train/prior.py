@@ -115,7 +115,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
         batch = torch.stack([codes[r, o:o + window] for r, o in zip(rows.tolist(), offsets.tolist())]).to(dev)
         model.train()
-        logits, _ = wrapped(model.with_start(batch))
+        logits, _ = wrapped(model.with_start(batch), use_cache=False)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
