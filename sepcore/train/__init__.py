@@ -1,0 +1,1 @@
+"""Training entry points: ``python -m sepcore.train.<family>`` (thin wrappers over functions)."""
