@@ -27,7 +27,7 @@ from sepcore.models.vqvae import VQVAE
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
 from sepcore.train.stems import stem_source
-from sepcore.utils import progress, seed_everything
+from sepcore.utils import progress, quiet, seed_everything
 
 
 @dataclass
@@ -45,7 +45,7 @@ class PriorTrainConfig(ProfileConfig):
 
     @classmethod
     def quick(cls):
-        return cls(profile="quick", n_sequences=64, sequence_length=16384, window=128, steps=200, batch_size=8)
+        return cls(profile="quick", n_sequences=32, sequence_length=16384, window=128, steps=150, batch_size=8)
 
     @classmethod
     def full(cls):
@@ -108,7 +108,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
         optimizer, lambda s: min(1.0, (s + 1) / 100) * max(0.1, 1 - s / max(1, config.steps)))
     for _ in range(start):
         schedule.step()
-    bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=rank != 0 or None)
+    bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=(rank != 0) or quiet())
     started, loss_value = time.time(), float("nan")
     for step in bar:
         rows = torch.randint(0, codes.shape[0], (config.batch_size,), generator=generator)
