@@ -24,7 +24,6 @@ from torch import nn
 from sepcore.profiles import ProfileConfig
 
 
-
 @dataclass
 class KVCache:
     keys: torch.Tensor       # (n_layer, batch, n_head, block_size, head_dim)
