@@ -33,11 +33,11 @@ from sepcore.utils import progress, quiet, seed_everything
 @dataclass
 class PriorTrainConfig(ProfileConfig):
     profile: str = "default"
-    n_sequences: int = 512             # crops encoded by `extract`
+    n_sequences: int = 192             # crops encoded by `extract`
     sequence_length: int = 65536       # samples per crop (1024 codes at hop 64)
-    window: int = 256                  # training window in codes (positions are learnt up to block_size)
+    window: int = 512                  # training window in codes, placed at random positions < block_size
     steps: int = 3000
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 250
@@ -115,7 +115,8 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
         batch = torch.stack([codes[r, o:o + window] for r, o in zip(rows.tolist(), offsets.tolist())]).to(dev)
         model.train()
-        logits, _ = wrapped(model.with_start(batch), use_cache=False)
+        position = int(torch.randint(0, prior_config.block_size - window + 1, (1,), generator=generator))
+        logits, _ = wrapped(model.with_start(batch), use_cache=False, offset=position)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
