@@ -33,7 +33,7 @@ from sepcore.utils import progress, quiet, seed_everything
 @dataclass
 class PriorTrainConfig(ProfileConfig):
     profile: str = "default"
-    n_sequences: int = 192             # crops encoded by `extract`
+    n_sequences: int = 128             # crops encoded by `extract`
     sequence_length: int = 65536       # samples per crop (1024 codes at hop 64)
     window: int = 512                  # training window in codes, placed at random positions < block_size
     steps: int = 3000
