@@ -4,10 +4,10 @@
 set -euo pipefail
 OUT=checkpoints/latents
 RUN="nice -n 10 env OMP_NUM_THREADS=1 python"
-mkdir -p logs
+LOGS=${LOG_DIR:-_build/logs}; mkdir -p $LOGS
 stage_vqvae() {
-  $RUN -m sepcore.train.vqvae --profile default --lin-weight 1.0 --max-minutes 20 --out $OUT/lqvae.pt > logs/lqvae.log 2>&1 &
-  $RUN -m sepcore.train.vqvae --profile default --lin-weight 0 --max-minutes 20 --out $OUT/vqvae.pt > logs/vqvae.log 2>&1 &
+  $RUN -m sepcore.train.vqvae --profile default --lin-weight 1.0 --max-minutes 20 --out $OUT/lqvae.pt > $LOGS/lqvae.log 2>&1 &
+  $RUN -m sepcore.train.vqvae --profile default --lin-weight 0 --max-minutes 20 --out $OUT/vqvae.pt > $LOGS/vqvae.log 2>&1 &
   wait
 }
 stage_priors() {
@@ -16,7 +16,7 @@ stage_priors() {
       ( $RUN -m sepcore.train.prior extract --profile default --vqvae $OUT/$kind.pt --source-class $cls \
             --out $OUT/codes_${kind}_${cls}.pt &&
         $RUN -m sepcore.train.prior train --profile default --codes $OUT/codes_${kind}_${cls}.pt \
-            --max-minutes 15 --out $OUT/prior_${kind}_${cls}.pt ) > logs/prior_${kind}_${cls}.log 2>&1 &
+            --max-minutes 15 --out $OUT/prior_${kind}_${cls}.pt ) > $LOGS/prior_${kind}_${cls}.log 2>&1 &
     done
   done
   wait
