@@ -50,3 +50,18 @@ def test_two_gloo_replicas_stay_in_sync(tmp_path):
     initial = VQVAE(VQVAEConfig.quick().replace(codebook_size=8, width=8, code_dim=4)).state_dict()
     assert not torch.equal(initial["encoder.net.0.weight"], a["vq"]["encoder.net.0.weight"])   # it trained
     assert (tmp_path / "vq.pt").exists() and (tmp_path / "p.pt").exists()
+
+
+def test_vqvae_training_resumes_from_state(tmp_path):
+    config = VQVAETrainConfig.quick().replace(steps=2, batch_size=4, segment_length=256, checkpoint_every=1)
+    model_config = VQVAEConfig.quick().replace(codebook_size=8, width=8, code_dim=4)
+    sources = {"drums": NoiseStems(), "bass": NoiseStems()}
+    first = train_vqvae(config, tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources)
+    state = torch.load(tmp_path / "vq.pt.state.pt", weights_only=False)
+    assert state["step"] == 2
+    again = train_vqvae(config, tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources)
+    for key, value in first.state_dict().items():                # nothing left to do: the saved state is reloaded
+        assert torch.equal(value, again.state_dict()[key])
+    more = train_vqvae(config.replace(steps=3), tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources)
+    assert torch.load(tmp_path / "vq.pt.state.pt", weights_only=False)["step"] == 3
+    assert not torch.equal(more.encoder.net[0].weight, first.encoder.net[0].weight)

@@ -53,3 +53,15 @@ def test_seeded_sampling_reproducible():
     a = m.sample(4, 6, generator=torch.Generator().manual_seed(3))
     b = m.sample(4, 6, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.max() < 5
+
+
+def test_offset_shifts_positions_like_a_cache():
+    """An uncached call at offset p equals the last rows of a call whose first p positions are cached."""
+    m = model()
+    idx = torch.randint(0, 6, (2, 7))
+    full, _ = m(idx)
+    _, cache = m(idx[:, :3])
+    tail, _ = m(idx[:, 3:], cache)
+    shifted, _ = m(idx[:, 3:], use_cache=False, offset=3)
+    assert torch.allclose(tail, full[:, 3:], atol=1e-5)
+    assert shifted.shape == tail.shape and not torch.allclose(shifted, m(idx[:, 3:], use_cache=False)[0])

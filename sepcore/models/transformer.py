@@ -24,7 +24,6 @@ from torch import nn
 from sepcore.profiles import ProfileConfig
 
 
-
 @dataclass
 class KVCache:
     keys: torch.Tensor       # (n_layer, batch, n_head, block_size, head_dim)
@@ -122,15 +121,19 @@ class TransformerPrior(nn.Module):
         shape = (c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head)
         return KVCache(weight.new_empty(shape), weight.new_empty(shape), 0)
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, use_cache: bool = True) -> tuple[torch.Tensor, KVCache | None]:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, use_cache: bool = True,
+                offset: int = 0) -> tuple[torch.Tensor, KVCache | None]:
         """``idx: (batch, T)`` tokens (codes or the start token) following the cached ones.
+
+        ``offset`` shifts the positions of an uncached call (training on windows shorter than
+        ``block_size`` at random offsets, so every positional embedding is trained).
 
         Returns ``logits: (batch, T, K)`` (next-code logits after each input token) and the
         updated cache (past length + T positions; ``None`` with ``use_cache=False``).
         """
         if cache is None and use_cache:
             cache = self.empty_cache(idx.shape[0])
-        t_past = 0 if cache is None else cache.length
+        t_past = offset if cache is None else cache.length
         T = idx.shape[1]
         if t_past + T > self.config.block_size:
             raise ValueError(f"sequence length {t_past + T} exceeds block_size {self.config.block_size}; "
@@ -138,7 +141,7 @@ class TransformerPrior(nn.Module):
         pos = torch.arange(t_past, t_past + T, device=idx.device)
         x = self.tok(idx) + self.pos(pos)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if cache is None else (cache.keys[i], cache.values[i]), t_past)
+            x = block(x, None if cache is None else (cache.keys[i], cache.values[i]), 0 if cache is None else t_past)
         if cache is not None:
             cache = KVCache(cache.keys, cache.values, t_past + T)
         return self.head(self.ln_f(x)), cache

@@ -27,17 +27,17 @@ from sepcore.models.vqvae import VQVAE
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
 from sepcore.train.stems import stem_source
-from sepcore.utils import progress, seed_everything
+from sepcore.utils import progress, quiet, seed_everything
 
 
 @dataclass
 class PriorTrainConfig(ProfileConfig):
     profile: str = "default"
-    n_sequences: int = 512             # crops encoded by `extract`
+    n_sequences: int = 128             # crops encoded by `extract`
     sequence_length: int = 65536       # samples per crop (1024 codes at hop 64)
-    window: int = 256                  # training window in codes (positions are learnt up to block_size)
+    window: int = 512                  # training window in codes, placed at random positions < block_size
     steps: int = 3000
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 250
@@ -45,7 +45,7 @@ class PriorTrainConfig(ProfileConfig):
 
     @classmethod
     def quick(cls):
-        return cls(profile="quick", n_sequences=64, sequence_length=16384, window=128, steps=200, batch_size=8)
+        return cls(profile="quick", n_sequences=32, sequence_length=16384, window=128, steps=150, batch_size=8)
 
     @classmethod
     def full(cls):
@@ -108,14 +108,15 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
         optimizer, lambda s: min(1.0, (s + 1) / 100) * max(0.1, 1 - s / max(1, config.steps)))
     for _ in range(start):
         schedule.step()
-    bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=rank != 0 or None)
+    bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=(rank != 0) or quiet())
     started, loss_value = time.time(), float("nan")
     for step in bar:
         rows = torch.randint(0, codes.shape[0], (config.batch_size,), generator=generator)
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
         batch = torch.stack([codes[r, o:o + window] for r, o in zip(rows.tolist(), offsets.tolist())]).to(dev)
         model.train()
-        logits, _ = wrapped(model.with_start(batch), use_cache=False)
+        position = int(torch.randint(0, prior_config.block_size - window + 1, (1,), generator=generator))
+        logits, _ = wrapped(model.with_start(batch), use_cache=False, offset=position)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

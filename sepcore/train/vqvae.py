@@ -23,7 +23,7 @@ from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
 from sepcore.train.stems import stem_source
-from sepcore.utils import progress, seed_everything
+from sepcore.utils import progress, quiet, seed_everything
 
 
 @dataclass
@@ -91,7 +91,7 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
     data_label = next(iter(sources.values())).__dict__.get("data", "custom")
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + 7919 * start)
     segment = config.segment_length - config.segment_length % model_config.hop
-    bar = progress(range(start, config.steps), desc=f"train {model_config.name}", disable=rank != 0 or None)
+    bar = progress(range(start, config.steps), desc=f"train {model_config.name}", disable=(rank != 0) or quiet())
     started = time.time()
     stats = {}
     for step in bar:
