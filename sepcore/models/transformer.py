@@ -176,5 +176,15 @@ class TransformerPrior(nn.Module):
 
 
 def reorder_cache(cache: KVCache, index: torch.Tensor) -> KVCache:
-    """A new cache with batch rows ``index: (new_batch,)`` of every layer's keys and values (copied)."""
-    return KVCache(cache.keys.index_select(1, index), cache.values.index_select(1, index), cache.length)
+    """A new cache with batch rows ``index: (new_batch,)`` of every layer's keys and values (copied).
+
+    Only the ``cache.length`` filled positions are copied (the rest of the new buffers is
+    uninitialised, as in :meth:`TransformerPrior.empty_cache`), so a beam-search step costs
+    O(length), not O(block_size).
+    """
+    n = cache.length
+    shape = (cache.keys.shape[0], index.shape[0], *cache.keys.shape[2:])
+    keys, values = cache.keys.new_empty(shape), cache.values.new_empty(shape)
+    keys[:, :, :, :n] = cache.keys[:, :, :, :n].index_select(1, index)
+    values[:, :, :, :n] = cache.values[:, :, :, :n].index_select(1, index)
+    return KVCache(keys, values, n)

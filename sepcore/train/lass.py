@@ -182,7 +182,7 @@ class AudioCountsConfig(ProfileConfig):
 
 
 def fit_audio_counts(vqvae: VQVAE, config: AudioCountsConfig, *, profile: str, data_root=None,
-                     classes=("drums", "bass")) -> CountLikelihood:
+                     classes=("drums", "bass")) -> tuple[CountLikelihood, str]:
     """Counts over random training crops of the two classes and their mixture (package mixing)."""
     from sepcore.train.stems import stem_source
 
