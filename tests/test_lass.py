@@ -170,3 +170,16 @@ def test_separator_images_and_audio_shapes():
         sep = LASSSeparator(vq, [prior, prior], lik, LASSConfig.images(n_rows=4), device="cpu")
         out = sep.separate_images(x[:2] + x[2:4], refine_steps=2)
     assert out.shape == (2, 2, 8, 8) and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("mixing", ["sum", "mean"])
+def test_average_baseline_remixes_to_the_mixture(mixing):
+    from sepcore.mixing import mix
+    from sepcore.separation.image_baselines import average_separation
+
+    m = torch.rand(3, 5, 5)
+    with set_mixing(mixing):
+        est = average_separation(m)
+        assert est.shape == (3, 2, 5, 5)
+        assert torch.allclose(mix(est, dim=1), m)
+        assert torch.allclose(est[:, 0], est[:, 1])

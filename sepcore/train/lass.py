@@ -41,16 +41,16 @@ IMAGE_MIXING = "sum"
 class DigitsLASSConfig(ProfileConfig):
     profile: str = "default"
     codebook_size: int = 256
-    width: int = 32
+    width: int = 24
     code_dim: int = 32
-    vq_steps: int = 1500
-    vq_batch: int = 64
+    vq_steps: int = 600
+    vq_batch: int = 32
     vq_lr: float = 1e-3
     prior_layers: int = 3
     prior_heads: int = 2
     prior_width: int = 128
-    prior_steps: int = 1500
-    prior_batch: int = 64
+    prior_steps: int = 800
+    prior_batch: int = 32
     n_shifted_copies: int = 8          # augmented copies of the training set for prior and counts
     max_shift: int = 2
     n_count_pairs: int = 20000
@@ -210,8 +210,12 @@ def main(argv=None) -> None:
         vq = load_model(args.vqvae, expect_class=VQVAE, device=args.device).eval()
         likelihood, data = fit_audio_counts(vq, AudioCountsConfig.for_profile(args.profile), profile=args.profile,
                                             data_root=args.data_root)
+        import hashlib
+
+        digest = hashlib.sha256(Path(args.vqvae).read_bytes()).hexdigest()
         save_counts(Path(args.out_dir) / f"audio_counts_{Path(args.vqvae).stem}.pt", likelihood,
-                    {"vqvae": args.vqvae, "data": data, "density_percent": likelihood.density})
+                    {"vqvae": Path(args.vqvae).name, "vqvae_sha256": digest, "data": data,
+                     "density_percent": likelihood.density, "config": AudioCountsConfig.for_profile(args.profile).to_dict()})
         print(f"density {likelihood.density:.4f}% nnz {likelihood.nnz}")
     print(f"wall time {time.time() - started:.1f} s")
 
