@@ -42,7 +42,8 @@ def main(argv=None) -> pd.DataFrame:
     vqvae = get_vqvae(args.autoencoder, **kw)
     priors = [get_prior(args.autoencoder, c, vqvae, **kw) for c in ("drums", "bass")]
     if args.profile == "default":
-        likelihood = load_counts(CHECKPOINTS / f"audio_counts_{args.autoencoder}.pt")
+        likelihood = load_counts(CHECKPOINTS / f"audio_counts_{args.autoencoder}.pt",
+                                 expect_vqvae=CHECKPOINTS.parent / "latents" / f"{args.autoencoder}.pt")
     else:
         likelihood, _ = fit_audio_counts(vqvae, AudioCountsConfig.for_profile(args.profile), profile=args.profile)
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)

@@ -145,12 +145,22 @@ def save_counts(path, likelihood: CountLikelihood, metadata: dict) -> None:
     tmp.replace(path)
 
 
-def load_counts(path) -> CountLikelihood:
+def load_counts(path, expect_vqvae=None) -> CountLikelihood:
+    """Load a count file; with ``expect_vqvae`` (a checkpoint path), check it was counted over that file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"count likelihood {path} does not exist; train it with `python -m sepcore.train.lass "
                                 "...` (see checkpoints/lass/README.md) or pass retrain=True to the chapter")
-    return CountLikelihood.from_state_dict(torch.load(path, weights_only=False)["likelihood"])
+    saved = torch.load(path, weights_only=False)
+    expected = saved.get("metadata", {}).get("vqvae_sha256")
+    if expect_vqvae is not None and expected is not None:
+        import hashlib
+
+        actual = hashlib.sha256(Path(expect_vqvae).read_bytes()).hexdigest()
+        if actual != expected:
+            raise ValueError(f"{path} was counted over another VQ-VAE than {expect_vqvae} (sha256 differs); recount with "
+                             f"`python -m sepcore.train.lass audio-counts --vqvae {expect_vqvae}`")
+    return CountLikelihood.from_state_dict(saved["likelihood"])
 
 
 def _folder(profile: str, retrain: bool, work_dir) -> Path:
