@@ -109,7 +109,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
     for _ in range(start):
         schedule.step()
     bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=(rank != 0) or quiet())
-    started, loss_value = time.time(), float("nan")
+    started, loss_value, steps_done = time.time(), float("nan"), start
     for step in bar:
         rows = torch.randint(0, codes.shape[0], (config.batch_size,), generator=generator)
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
