@@ -109,7 +109,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
     for _ in range(start):
         schedule.step()
     bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=(rank != 0) or quiet())
-    started, loss_value = time.time(), float("nan")
+    started, loss_value, steps_done = time.time(), float("nan"), start
     for step in bar:
         rows = torch.randint(0, codes.shape[0], (config.batch_size,), generator=generator)
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
@@ -126,7 +126,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
         loss_value = float(loss.detach())
         if rank == 0 and hasattr(bar, "set_postfix"):
             bar.set_postfix(nats=f"{loss_value:.3f}")
-        done = step + 1
+        done = steps_done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
                 ddp.save_state(out, model, optimizer, done)
@@ -135,7 +135,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "final_loss_nats": loss_value,
-                                              "world_size": world, "wall_time_s": round(time.time() - started, 1),
+                                              "world_size": world, "steps_done": steps_done, "wall_time_s": round(time.time() - started, 1),
                                               **(metadata or {})})
     ddp.barrier()
     return model.eval()

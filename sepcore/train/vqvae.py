@@ -92,7 +92,7 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + 7919 * start)
     segment = config.segment_length - config.segment_length % model_config.hop
     bar = progress(range(start, config.steps), desc=f"train {model_config.name}", disable=(rank != 0) or quiet())
-    started = time.time()
+    started, steps_done = time.time(), start
     stats = {}
     for step in bar:
         x = draw_batch(sources, config.batch_size, segment, generator).to(dev)
@@ -104,7 +104,7 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
         stats = {k: float(v.detach()) for k, v in out_losses.items() if k != "codes"}
         if rank == 0 and hasattr(bar, "set_postfix"):
             bar.set_postfix(rec=f"{stats['rec']:.4f}", lin=f"{stats['lin']:.4f}")
-        done = step + 1
+        done = steps_done = step + 1
         if done % config.checkpoint_every == 0 or done == config.steps:
             if rank == 0:
                 ddp.save_state(out, model, optimizer, done)
@@ -113,7 +113,7 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "data": data_label,
-                                              "final_losses": stats, "world_size": world,
+                                              "final_losses": stats, "world_size": world, "steps_done": steps_done,
                                               "wall_time_s": round(time.time() - started, 1)})
     ddp.barrier()
     return model.eval()
