@@ -18,7 +18,7 @@ PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior extract
 def main():
     rows = []
     for path in sorted(FOLDER.glob("*.pt")):
-        if path.name.startswith("codes_"):
+        if path.name.startswith("codes_") or path.name.endswith(".state.pt"):
             continue
         payload = torch.load(path, map_location="cpu", weights_only=False)
         meta = payload["metadata"]
@@ -45,6 +45,12 @@ runs all of them; each stage resumes from `<out>.state.pt`.
 The VQ-VAE checkpoints predate the `steps_done` field. From the resumable state files written every
 250 steps: the LQ-VAE did at least 500 and fewer than 750 steps, the plain VQ-VAE at least 250 and
 fewer than 500 (same 20-minute budget, different CPU share).
+
+Priors: 3-layer GPT (width 96, 4 heads, block 1024 codes = 3 s), trained on 128 random 3 s crops of
+one class encoded by their autoencoder (`extract`), in windows of 512 codes at random positions.
+A few hundred steps is far from convergence: the chapters' numbers describe these small, briefly
+trained models. Data: the embedded Slakh-format `default` dataset (`python -m sepcore.data.render
+--profile default`, seed 0), training split.
 
 | file | size | model | steps done | training wall time | data | final losses | command |
 |---|---|---|---|---|---|---|---|
