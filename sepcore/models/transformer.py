@@ -188,3 +188,18 @@ def reorder_cache(cache: KVCache, index: torch.Tensor) -> KVCache:
     keys[:, :, :, :n] = cache.keys[:, :, :, :n].index_select(1, index)
     values[:, :, :, :n] = cache.values[:, :, :, :n].index_select(1, index)
     return KVCache(keys, values, n)
+
+
+def reorder_cache_inplace(cache: KVCache, index: torch.Tensor) -> KVCache:
+    """Like :func:`reorder_cache` (``new_batch == batch``) but in place, copying only the rows that change.
+
+    Row ``r`` becomes old row ``index[r]``; rows with ``index[r] == r`` are not touched, so a beam
+    search that keeps surviving beams in their slots copies only the forked ones.
+    """
+    n = cache.length
+    changed = torch.nonzero(index != torch.arange(index.shape[0], device=index.device)).squeeze(1)
+    if changed.numel() and n:
+        source = index[changed]
+        cache.keys[:, changed, :, :n] = cache.keys[:, source, :, :n]      # advanced indexing copies first
+        cache.values[:, changed, :, :n] = cache.values[:, source, :, :n]
+    return cache

@@ -10,7 +10,8 @@ evaluated only on the non-zero ``(i, j)`` of the likelihood slice of the mixture
 
 * ``greedy``: the argmax per row (MAP per step);
 * ``beam``: the top ``B`` of the ``B x L`` table of each mixture (``running`` included), the
-  priors' KV caches reordered with :func:`reorder_cache`; the best final beam is returned;
+  priors' KV caches reordered in place (:func:`reorder_cache_inplace`); a surviving beam keeps
+  its slot, so only forked beams are copied; the best final beam is returned;
 * ``ancestral`` / ``top_k`` / ``top_p``: one draw per row from the (filtered) per-step posterior.
 
 Rows are ``(n_mixtures * n_rows)``: several mixtures and candidates run in one batch (on CUDA
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sepcore.mixing import mix
-from sepcore.models.transformer import KVCache, reorder_cache
+from sepcore.models.transformer import KVCache, reorder_cache_inplace
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.lass import CountLikelihood
 from sepcore.separation.sampling import select
@@ -61,7 +62,7 @@ class LASSConfig(ProfileConfig):
 
 @dataclass
 class SearchResult:
-    codes: torch.Tensor       # (M, n_rows, 2, S) sequences, beams sorted best first for `beam`
+    codes: torch.Tensor       # (M, n_rows, 2, S) sequences (the best row: ``score.argmax(1)``)
     score: torch.Tensor       # (M, n_rows) running log posterior score (unnormalised)
     seconds: float
 
@@ -87,7 +88,7 @@ class _PriorState:
 
     def advance(self, codes: torch.Tensor, index: torch.Tensor | None = None) -> None:
         if index is not None and self.cache is not None:
-            self.cache = reorder_cache(self.cache, index)
+            self.cache = reorder_cache_inplace(self.cache, index)
         self.next_input = codes[:, None]
 
 
@@ -124,11 +125,11 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
             L = table.shape[1]
             total = (running[:, None] + table).reshape(M, B * L)
             chosen = select(total, method="greedy", n=B)                     # (M, B) over beams x pairs
-            beam = chosen.indices // L
-            col = chosen.indices % L
+            order = _keep_slots(chosen.indices // L, B).to(device)            # survivors stay in place
+            flat = chosen.indices.gather(1, order)
+            beam, col = flat // L, (flat % L).reshape(R)
             rows = (torch.arange(M, device=device)[:, None] * B + beam).reshape(R)
-            col = col.reshape(R)
-            running = chosen.scores.reshape(R)
+            running = chosen.scores.gather(1, order).reshape(R)
             codes = codes[rows]
         else:
             chosen = select(table, method="ancestral" if config.method == "ancestral" else config.method, n=1,
@@ -142,6 +143,23 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
         states[0].advance(ci, rows)
         states[1].advance(cj, rows)
     return SearchResult(codes.reshape(M, B, 2, S), running.reshape(M, B), time.perf_counter() - started)
+
+
+def _keep_slots(parent: torch.Tensor, B: int) -> torch.Tensor:
+    """``(M, B)`` order of the chosen entries so that entry ``order[m, b]`` has parent ``b`` when possible."""
+    order = []
+    for row in parent.tolist():
+        slots, extra = [-1] * B, []
+        for entry, p in enumerate(row):
+            if slots[p] < 0:
+                slots[p] = entry
+            else:
+                extra.append(entry)
+        empty = [b for b in range(B) if slots[b] < 0]
+        for b, entry in zip(empty, extra):
+            slots[b] = entry
+        order.append(slots)
+    return torch.tensor(order, dtype=torch.long)
 
 
 def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 500, lr: float = 0.1,
