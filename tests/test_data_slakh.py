@@ -202,3 +202,26 @@ def test_chorale_bass_is_the_bass_voice_transposed():
     bass = [pitch for _, _, pitch, _ in next(p for p in song.parts if p.inst_class == "Bass").notes]
     offsets = {b - v for b, v in zip(bass, bass_voice)}
     assert len(offsets) == 1 and -17 <= offsets.pop() <= -6          # one transposition, an octave down
+
+
+def test_real_slakh_format_flac_44k_stereo(tmp_path):
+    """Slakh2100 ships 44.1 kHz FLAC: the reader sums same-class stems, downmixes and resamples."""
+    rng = np.random.default_rng(1)
+    n = 2 * 2 * CHUNK                                         # two chunks at 22050 Hz
+    guitar_a = 0.1 * rng.standard_normal((n, 2))
+    guitar_b = 0.1 * rng.standard_normal((n, 1))[:, 0]
+    folder = tmp_path / "test" / "Track01877"
+    (folder / "stems").mkdir(parents=True)
+    sf.write(folder / "stems" / "S00.flac", guitar_a, 44100, subtype="PCM_24")
+    sf.write(folder / "stems" / "S03.flac", guitar_b, 44100, subtype="PCM_24")
+    sf.write(folder / "mix.flac", 0.5 * (guitar_a.mean(1) + guitar_b), 44100, subtype="PCM_24")
+    stems = {"S00": {"inst_class": "Guitar", "is_drum": False, "program_num": 27, "audio_rendered": True},
+             "S01": {"inst_class": "Bass", "is_drum": False, "program_num": 33, "audio_rendered": False},
+             "S03": {"inst_class": "Guitar", "is_drum": False, "program_num": 29, "audio_rendered": True}}
+    (folder / "metadata.yaml").write_text(yaml.safe_dump({"audio_dir": "stems", "stems": stems}))
+    data = SlakhMixtures(tmp_path, ("guitar",), chunk_length=CHUNK)
+    assert len(data) == 2
+    import torchaudio.functional as AF
+
+    expected = AF.resample(torch.from_numpy((guitar_a.mean(1) + guitar_b).astype(np.float32)), 44100, 22050)
+    torch.testing.assert_close(data[1]["sources"][0], expected[CHUNK: 2 * CHUNK], atol=1e-5, rtol=0)

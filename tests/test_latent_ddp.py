@@ -65,3 +65,12 @@ def test_vqvae_training_resumes_from_state(tmp_path):
     more = train_vqvae(config.replace(steps=3), tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources)
     assert torch.load(tmp_path / "vq.pt.state.pt", weights_only=False)["step"] == 3
     assert not torch.equal(more.encoder.net[0].weight, first.encoder.net[0].weight)
+
+
+def test_time_budget_stop_saves_resumable_state(tmp_path):
+    config = VQVAETrainConfig.quick().replace(steps=50, batch_size=4, segment_length=256, checkpoint_every=100)
+    model_config = VQVAEConfig.quick().replace(codebook_size=8, width=8, code_dim=4)
+    sources = {"drums": NoiseStems(), "bass": NoiseStems()}
+    train_vqvae(config, tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources, max_seconds=0)
+    assert torch.load(tmp_path / "vq.pt.state.pt", weights_only=False)["step"] == 1
+    assert torch.load(tmp_path / "vq.pt", weights_only=False)["metadata"]["steps_done"] == 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -243,8 +244,11 @@ class SlakhMixtures(torch.utils.data.Dataset):
         manifest = self.scan()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            manifest.to_csv(csv_path, index=False)
-            json_path.write_text(json.dumps({"fingerprint": fingerprint, **self._parameters()}, indent=1))
+            suffix = f".tmp-{os.getpid()}"   # write then rename: readers never see half a file
+            manifest.to_csv(csv_path.with_suffix(suffix), index=False)
+            os.replace(csv_path.with_suffix(suffix), csv_path)
+            json_path.with_suffix(suffix).write_text(json.dumps({"fingerprint": fingerprint, **self._parameters()}, indent=1))
+            os.replace(json_path.with_suffix(suffix), json_path)
         except OSError as error:
             warnings.warn(f"could not write the chunk manifest to {folder} ({error}); pass manifest_dir=", stacklevel=2)
         return manifest

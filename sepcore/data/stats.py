@@ -50,6 +50,22 @@ def stem_table(root: str | Path, splits=SPLITS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def music_table(root: str | Path, splits=SPLITS) -> pd.DataFrame:
+    """Per kind of music (procedural drum style, or Bach chorale): tracks, tempo range, keys."""
+    rows = []
+    for split in splits:
+        for track in list_tracks(root, split):
+            metadata = read_metadata(track)
+            source = str(metadata.get("source", "unknown"))
+            kind = "Bach chorale" if source.startswith("bach:") else source.replace("procedural:", "procedural, ")
+            rows.append({"kind": kind, "tempo": metadata.get("tempo"), "key": metadata.get("key")})
+    tracks = pd.DataFrame(rows)
+    return (tracks.groupby("kind")
+            .agg(tracks=("tempo", "size"), tempo_min=("tempo", "min"), tempo_median=("tempo", "median"),
+                 tempo_max=("tempo", "max"), keys=("key", "nunique"))
+            .reset_index().sort_values("tracks", ascending=False, kind="stable"))
+
+
 def chunk_table(root: str | Path, split: str, classes, sample_rate: int = 22050,
                 chunk_length: int = 65536, max_tracks: int | None = None) -> pd.DataFrame:
     """One row per (track, class, chunk): mean energy per sample and RMS level in dBFS.

@@ -132,6 +132,8 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
                 ddp.save_state(out, model, optimizer, done)
             ddp.barrier()
         if max_seconds is not None and time.time() - started > max_seconds:
+            if rank == 0:
+                ddp.save_state(out, model, optimizer, done)        # a later run resumes from here
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "final_loss_nats": loss_value,

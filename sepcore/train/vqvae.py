@@ -110,6 +110,8 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
                 ddp.save_state(out, model, optimizer, done)
             ddp.barrier()
         if max_seconds is not None and time.time() - started > max_seconds:
+            if rank == 0:
+                ddp.save_state(out, model, optimizer, done)        # a later run resumes from here
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "data": data_label,
