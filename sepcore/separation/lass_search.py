@@ -1,0 +1,281 @@
+"""LASS inference (paper 004 Algorithm 1), post-inference refinement (Eq. 12-13) and separators.
+
+At step ``s``, for every row ``r`` (a beam or a sample) with histories ``z1_<s, z2_<s``::
+
+    score_r(i, j) = running_r + log p1(i | z1_<s) + log p2(j | z2_<s) + lambda log p(m_s | i, j)
+
+evaluated only on the non-zero ``(i, j)`` of the likelihood slice of the mixture code ``m_s``
+(Eq. 11; :meth:`CountLikelihood.gather_slices`). Samplers, all through the shared kernel
+:func:`sepcore.separation.sampling.select`:
+
+* ``greedy``: the argmax per row (MAP per step);
+* ``beam``: the top ``B`` of the ``B x L`` table of each mixture (``running`` included), the
+  priors' KV caches reordered in place (:func:`reorder_cache_inplace`); a surviving beam keeps
+  its slot, so only forked beams are copied; the best final beam is returned;
+* ``ancestral`` / ``top_k`` / ``top_p``: one draw per row from the (filtered) per-step posterior.
+
+Rows are ``(n_mixtures * n_rows)``: several mixtures and candidates run in one batch (on CUDA
+when the models are there). Sequences longer than a prior's ``block_size`` continue with a
+sliding context: the cache is rebuilt from ``[start, last block_size // 2 codes]``.
+
+N > 2 sources (not implemented). The joint table per step has ``K^N`` entries before the
+likelihood restriction and the count tensor ``K^(N+1)``; the non-zero slice grows roughly like
+``K^(N-1)`` per mixture code. A recursive scheme (separate one source against "the rest") needs a
+prior and counts for every sub-mixture class, i.e. new models, so it is not cheap either.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sepcore.mixing import mix
+from sepcore.models.transformer import KVCache, reorder_cache_inplace
+from sepcore.profiles import ProfileConfig
+from sepcore.separation.lass import CountLikelihood
+from sepcore.separation.sampling import select
+from sepcore.utils import resolve_device
+
+SAMPLERS = ("greedy", "beam", "ancestral", "top_k", "top_p")
+
+
+@dataclass
+class LASSConfig(ProfileConfig):
+    method: str = "beam"
+    n_rows: int = 10                    # beams (beam) or candidates (samplers); greedy uses 1
+    likelihood_weight: float = 3.0      # lambda: 3.0 audio, 1.0 images (reference code)
+    top_k: int = 16
+    top_p: float = 0.9
+    temperature: float = 1.0
+    refine_steps: int = 0               # Eq. 12-13 (500 for images in the reference)
+    refine_lr: float = 0.1
+    refine_proximity: float = 1e-3
+    seed: int = 0
+
+    @classmethod
+    def images(cls, **overrides):
+        return cls(**{"method": "ancestral", "n_rows": 64, "likelihood_weight": 1.0, **overrides})
+
+
+@dataclass
+class SearchResult:
+    codes: torch.Tensor       # (M, n_rows, 2, S) sequences (the best row: ``score.argmax(1)``)
+    score: torch.Tensor       # (M, n_rows) running log posterior score (unnormalised)
+    seconds: float
+
+
+class _PriorState:
+    """One prior's KV cache and inputs for rows ``R``, with the sliding-context rebuild."""
+
+    def __init__(self, prior, rows: int, device):
+        self.prior, self.cache = prior, None
+        self.block = prior.config.block_size
+        self.start = prior.config.start_token
+        self.next_input = torch.full((rows, 1), self.start, dtype=torch.long, device=device)
+
+    def log_probs(self, history: torch.Tensor) -> torch.Tensor:
+        """Next-code log-probabilities ``(R, K)``; ``history: (R, s)`` the codes chosen so far."""
+        if self.cache is not None and self.cache.length >= self.block:
+            keep = self.block // 2
+            context = torch.cat([torch.full_like(history[:, :1], self.start), history[:, -(keep - 1):]], 1)
+            logits, self.cache = self.prior(context, None)
+        else:
+            logits, self.cache = self.prior(self.next_input, self.cache)
+        return logits[:, -1].float().log_softmax(-1)
+
+    def advance(self, codes: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        if index is not None and self.cache is not None:
+            self.cache = reorder_cache_inplace(self.cache, index)
+        self.next_input = codes[:, None]
+
+
+@torch.no_grad()
+def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, config: LASSConfig,
+                generator: torch.Generator | None = None) -> SearchResult:
+    """Algorithm 1 for ``mix_codes: (M, S)`` (flattened latent codes of M mixtures).
+
+    Returns :class:`SearchResult` with ``codes: (M, n_rows, 2, S)``.
+    """
+    if config.method not in SAMPLERS:
+        raise ValueError(f"LASSConfig.method must be one of {SAMPLERS}, got {config.method!r}")
+    if len(priors) != 2:
+        raise ValueError(f"LASS takes two priors (one may be passed twice), got {len(priors)}; N > 2 is not implemented")
+    started = time.perf_counter()
+    device = mix_codes.device
+    M, S = mix_codes.shape
+    B = 1 if config.method == "greedy" else config.n_rows
+    R = M * B
+    states = [_PriorState(p, R, device) for p in priors]
+    codes = torch.empty(R, 2, S, dtype=torch.long, device=device)
+    running = torch.zeros(M, B, device=device)
+    if config.method == "beam":
+        running[:, 1:] = float("-inf")              # all beams start identical: expand from one
+    running = running.reshape(R)
+    row_mix = torch.arange(M, device=device).repeat_interleave(B)
+    lam = config.likelihood_weight
+    for s in range(S):
+        lp1 = states[0].log_probs(codes[:, 0, :s])
+        lp2 = states[1].log_probs(codes[:, 1, :s])
+        i, j, ll = likelihood.gather_slices(mix_codes[row_mix, s])           # (R, L)
+        table = lp1.gather(1, i) + lp2.gather(1, j) + lam * ll               # (R, L)
+        if config.method == "beam":
+            L = table.shape[1]
+            total = (running[:, None] + table).reshape(M, B * L)
+            chosen = select(total, method="greedy", n=B)                     # (M, B) over beams x pairs
+            order = _keep_slots(chosen.indices // L, B).to(device)            # survivors stay in place
+            flat = chosen.indices.gather(1, order)
+            beam, col = flat // L, (flat % L).reshape(R)
+            rows = (torch.arange(M, device=device)[:, None] * B + beam).reshape(R)
+            running = chosen.scores.gather(1, order).reshape(R)
+            codes = codes[rows]
+        else:
+            chosen = select(table, method="ancestral" if config.method == "ancestral" else config.method, n=1,
+                            top_k=config.top_k, top_p=config.top_p,
+                            temperature=1.0 if config.method == "greedy" else config.temperature, generator=generator)
+            rows, col = None, chosen.indices[:, 0]
+            running = running + table.gather(1, col[:, None])[:, 0]
+        r = torch.arange(R, device=device)
+        ci, cj = i[r if rows is None else rows, col], j[r if rows is None else rows, col]
+        codes[:, 0, s], codes[:, 1, s] = ci, cj
+        states[0].advance(ci, rows)
+        states[1].advance(cj, rows)
+    return SearchResult(codes.reshape(M, B, 2, S), running.reshape(M, B), time.perf_counter() - started)
+
+
+def _keep_slots(parent: torch.Tensor, B: int) -> torch.Tensor:
+    """``(M, B)`` order of the chosen entries so that entry ``order[m, b]`` has parent ``b`` when possible."""
+    order = []
+    for row in parent.tolist():
+        slots, extra = [-1] * B, []
+        for entry, p in enumerate(row):
+            if slots[p] < 0:
+                slots[p] = entry
+            else:
+                extra.append(entry)
+        empty = [b for b in range(B) if slots[b] < 0]
+        for b, entry in zip(empty, extra):
+            slots[b] = entry
+        order.append(slots)
+    return torch.tensor(order, dtype=torch.long)
+
+
+def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 500, lr: float = 0.1,
+           proximity: float = 1e-3, decay_every: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """Post-inference refinement (paper 004 Eq. 12-13): Adam on the continuous latents.
+
+    ``z_k`` starts at the embeddings ``z0_k = e(codes_k)`` and minimises, per row,
+    ``mean (mix(D(z1), D(z2)) - m)^2 + proximity * ||z - z0||^2`` (learning rate halved every
+    ``decay_every`` steps, as the reference code).
+
+    Args:
+        codes: ``(R, 2, *latent)``; mixture: ``(R, *spatial)``.
+    Returns:
+        ``(sources (R, 2, *spatial), mixture error per step (steps + 1,))``.
+    """
+    R = codes.shape[0]
+    latent = codes.shape[2:]
+    z0 = vqvae.embed(codes.reshape(R * 2, *latent)).detach()
+    z = z0.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([z], lr=lr)
+    schedule = torch.optim.lr_scheduler.StepLR(optimiser, step_size=decay_every, gamma=0.5)
+    target = mixture.reshape(R, -1)
+    errors = []
+    was_training = vqvae.training
+    vqvae.eval()
+    for p in vqvae.parameters():
+        p.requires_grad_(False)
+    try:
+        for step in range(steps + 1):
+            decoded = vqvae.decode_embeddings(z)
+            sources = decoded.reshape(R, 2, *decoded.shape[1:])
+            err = (mix(sources, dim=1).reshape(R, -1) - target).pow(2).mean(1)        # (R,)
+            errors.append(float(err.detach().mean()))
+            if step == steps:
+                break
+            loss = err.sum() + proximity * (z - z0).pow(2).flatten(1).sum(1).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    finally:
+        for p in vqvae.parameters():
+            p.requires_grad_(True)
+        vqvae.train(was_training)
+    return sources.detach(), torch.tensor(errors)
+
+
+class LASSSeparator:
+    """``separate(mixture (T,)) -> (2, T)`` for audio; ``separate_images(m (M, H, W)) -> (M, 2, H, W)``.
+
+    Args:
+        vqvae: the (shared) VQ-VAE; priors: two :class:`TransformerPrior` (the same one twice for a
+            class-agnostic prior); likelihood: the fitted :class:`CountLikelihood`.
+    """
+
+    def __init__(self, vqvae, priors, likelihood: CountLikelihood, config: LASSConfig | None = None, device="auto"):
+        self.device = resolve_device(device)
+        self.vqvae = vqvae.to(self.device).eval()
+        self.priors = [p.to(self.device).eval() for p in priors]
+        K = vqvae.config.codebook_size
+        if likelihood.K != K or any(p.config.vocab_size != K for p in self.priors):
+            raise ValueError(f"codebook sizes differ: VQ-VAE {K}, likelihood {likelihood.K}, priors "
+                             f"{[p.config.vocab_size for p in self.priors]}; fit all on the same VQ-VAE")
+        self.likelihood = likelihood.to(self.device)
+        self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
+        self.config = config or LASSConfig()
+        self.last: SearchResult | None = None
+
+    def _generator(self):
+        return torch.Generator().manual_seed(self.config.seed)
+
+    @torch.no_grad()
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.remap[self.vqvae.encode(x.to(self.device))]
+
+    @torch.no_grad()
+    def separate(self, mixture: torch.Tensor) -> torch.Tensor:
+        """``(T,) -> (2, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample."""
+        T = mixture.shape[-1]
+        hop = self.vqvae.config.hop
+        padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop))
+        result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator())
+        self.last = result
+        best = result.score[0].argmax()
+        codes = result.codes[0, best]                                             # (2, S)
+        if self.config.refine_steps:
+            sources, _ = refine(self.vqvae, codes[None], padded.to(self.device), steps=self.config.refine_steps,
+                                lr=self.config.refine_lr, proximity=self.config.refine_proximity)
+            return sources[0, :, :T].float().cpu()
+        return self.vqvae.decode(codes).float().cpu()[:, :T]
+
+    def separate_images(self, mixtures: torch.Tensor, refine_steps: int | None = None) -> torch.Tensor:
+        """``(M, H, W)`` or ``(M, 1, H, W)`` -> ``(M, 2, H, W)`` in [0, 1].
+
+        Of the ``n_rows`` candidates of each mixture, keeps the one whose decoded mixture is closest
+        to ``m`` in L2 (the reference's rule for MNIST), then refines (Eq. 12-13) if asked.
+        """
+        m = mixtures.reshape(mixtures.shape[0], *mixtures.shape[-2:]).float().to(self.device)
+        M = m.shape[0]
+        with torch.no_grad():
+            latent = self._codes(m)                                                # (M, h, w)
+            result = lass_search(self.priors, self.likelihood, latent.flatten(1), self.config, self._generator())
+            self.last = result
+            B = result.codes.shape[1]
+            flat = result.codes.reshape(M * B * 2, *latent.shape[1:])
+            decoded = self.vqvae.decode(flat).reshape(M, B, 2, *m.shape[1:])
+            error = (mix(decoded, dim=2) - m[:, None]).pow(2).flatten(2).sum(-1)  # (M, B)
+            best = error.argmin(1)
+            chosen = result.codes[torch.arange(M), best].reshape(M, 2, *latent.shape[1:])
+            sources = decoded[torch.arange(M), best]
+        steps = self.config.refine_steps if refine_steps is None else refine_steps
+        if steps:
+            sources, _ = refine(self.vqvae, chosen, m, steps=steps, lr=self.config.refine_lr,
+                                proximity=self.config.refine_proximity)
+        return sources.clamp(0, 1).cpu()
+
+
+def kv_cache_bytes(cache: KVCache | None) -> int:
+    return 0 if cache is None else cache.keys.numel() * cache.keys.element_size() * 2

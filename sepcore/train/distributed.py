@@ -1,0 +1,77 @@
+"""The shared training loop pieces: torchrun / DistributedDataParallel set-up and resumable state.
+
+Under ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` in the environment) the process
+group is initialised with NCCL on CUDA and gloo on CPU; without it training runs in one process.
+Each rank draws its own batches (seed + rank); gradients are averaged by DDP and the EMA
+codebook statistics are all-reduced by :class:`sepcore.models.vqvae.Quantizer`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from sepcore.utils import resolve_device
+
+
+def setup(device: str = "auto") -> tuple[int, int, torch.device]:
+    """Return ``(rank, world_size, device)``, initialising the process group under torchrun."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        resolved = resolve_device(device)
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        if resolved.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            torch.cuda.set_device(local)
+            resolved = torch.device("cuda", local)
+        return dist.get_rank(), dist.get_world_size(), resolved
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), resolve_device(device)
+    return 0, 1, resolve_device(device)
+
+
+def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return module
+
+
+def state_path(out: str | Path) -> Path:
+    """The resumable training state beside a checkpoint: ``<out>.state.pt``."""
+    out = Path(out)
+    return out.with_name(out.name + ".state.pt")
+
+
+def save_state(out, model, optimizer, step: int, extra: dict | None = None) -> None:
+    path = state_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "extra": extra or {}}, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(out, model, optimizer) -> tuple[int, dict]:
+    """Resume from ``<out>.state.pt`` if it exists: returns ``(step, extra)``; ``(0, {})`` otherwise."""
+    path = state_path(out)
+    if not path.exists():
+        return 0, {}
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), state.get("extra", {})
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

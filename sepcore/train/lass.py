@@ -1,0 +1,234 @@
+"""LASS models: the digits VQ-VAE + class-agnostic prior, and the count likelihoods (paper 004).
+
+    python -m sepcore.train.lass digits --profile default          # VQ-VAE, prior, counts (images)
+    python -m sepcore.train.lass audio-counts --profile default     # counts over the latents' VQ-VAE
+
+Digits (paper 004, MNIST set-up from the reference code): a 2-D VQ-VAE, 28x28 -> 7x7 codes
+(K=256 in ``default``), then one GPT prior (3 layers, 2 heads, width 128) shared by both sources
+over the raster-ordered 49 codes, then the counts over random pairs of training digits. Images
+use the **sum** mixture (BASIS and LASS); training data are the training split of
+:class:`sepcore.data.digits.Digits` with random shifts of up to ``max_shift`` pixels (the
+embedded digits set has only 1438 training images).
+
+Audio: the counts over the codes of drums, bass and their mixture (:mod:`sepcore.mixing`, the
+package's mean) on random training crops, with the shared VQ-VAE of :mod:`sepcore.train.latents`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sepcore.checkpoints import load_model, save_checkpoint
+from sepcore.data.digits import Digits
+from sepcore.mixing import set_mixing
+from sepcore.models.transformer import PriorConfig, TransformerPrior
+from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.profiles import ProfileConfig
+from sepcore.separation.lass import CountLikelihood, fit_count_likelihood
+from sepcore.train.prior import PriorTrainConfig, train_prior
+from sepcore.utils import REPO_ROOT, progress, seed_everything
+
+CHECKPOINTS = REPO_ROOT / "checkpoints" / "lass"
+IMAGE_MIXING = "sum"
+
+
+@dataclass
+class DigitsLASSConfig(ProfileConfig):
+    profile: str = "default"
+    codebook_size: int = 256
+    width: int = 24
+    code_dim: int = 32
+    vq_steps: int = 600
+    vq_batch: int = 32
+    vq_lr: float = 1e-3
+    prior_layers: int = 3
+    prior_heads: int = 2
+    prior_width: int = 128
+    prior_steps: int = 800
+    prior_batch: int = 32
+    n_shifted_copies: int = 8          # augmented copies of the training set for prior and counts
+    max_shift: int = 2
+    n_count_pairs: int = 20000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls):
+        return cls(profile="quick", codebook_size=64, width=16, code_dim=16, vq_steps=150, vq_batch=32,
+                   prior_layers=2, prior_width=64, prior_steps=150, prior_batch=32, n_shifted_copies=2,
+                   n_count_pairs=3000)
+
+
+def shifted_copies(images: torch.Tensor, n_copies: int, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """``(N, H, W)`` -> ``(N * n_copies, H, W)``: the originals, then copies shifted by up to ``max_shift`` px (zero fill)."""
+    out = [images]
+    N, H, W = images.shape
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4)
+    for _ in range(n_copies - 1):
+        dy, dx = torch.randint(0, 2 * max_shift + 1, (2, N), generator=generator)
+        rows = (torch.arange(H)[None] + dy[:, None])[:, :, None].expand(N, H, W)
+        cols = (torch.arange(W)[None] + dx[:, None])[:, None, :].expand(N, H, W)
+        out.append(padded[torch.arange(N)[:, None, None], rows, cols])
+    return torch.cat(out)
+
+
+def train_digits_vqvae(config: DigitsLASSConfig, images: torch.Tensor, device="cpu") -> VQVAE:
+    """2-D VQ-VAE on ``images (N, 28, 28)``; mixtures of batch halves are reconstructed too (sum mixing)."""
+    seed_everything(config.seed)
+    vq_config = VQVAEConfig.digits().replace(codebook_size=config.codebook_size, width=config.width,
+                                             code_dim=config.code_dim)
+    model = VQVAE(vq_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.vq_lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    bar = progress(range(config.vq_steps), desc="train digits VQ-VAE")
+    with set_mixing(IMAGE_MIXING):
+        for _ in bar:
+            batch = images[torch.randint(0, images.shape[0], (config.vq_batch,), generator=generator)].to(device)
+            loss = model.losses(batch)["total"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def digit_training_images(config: DigitsLASSConfig) -> torch.Tensor:
+    digits = Digits("train")
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    return shifted_copies(digits.images[:, 0], config.n_shifted_copies, config.max_shift, generator)
+
+
+def train_digits(config: DigitsLASSConfig, folder: Path, device="cpu") -> dict:
+    """Train and save ``digits_vqvae.pt``, ``digits_prior.pt``, ``digits_counts.pt`` in ``folder``; returns wall times."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = digit_training_images(config)
+    times = {}
+    started = time.time()
+    vq = train_digits_vqvae(config, images, device)
+    times["vqvae_s"] = round(time.time() - started, 1)
+    data = f"sklearn digits 8x8 -> 28x28 bilinear, train split, {config.n_shifted_copies} shifted copies"
+    save_checkpoint(folder / "digits_vqvae.pt", vq, metadata={"train_config": config.to_dict(), "data": data,
+                                                               "wall_time_s": times["vqvae_s"]})
+    started = time.time()
+    with torch.no_grad():
+        codes = torch.cat([vq.encode(images[s:s + 512].to(device)).flatten(1).cpu() for s in range(0, len(images), 512)])
+    prior_config = PriorConfig(vocab_size=config.codebook_size, block_size=codes.shape[1], n_layer=config.prior_layers,
+                               n_head=config.prior_heads, n_embd=config.prior_width, source_class="digit")
+    train_config = PriorTrainConfig(profile=config.profile, window=codes.shape[1], steps=config.prior_steps,
+                                    batch_size=config.prior_batch, lr=1e-3, seed=config.seed,
+                                    checkpoint_every=10**9)
+    train_prior(train_config, codes, folder / "digits_prior.pt", vocab_size=config.codebook_size,
+                source_class="digit", prior_config=prior_config, device=str(device), metadata={"data": data})
+    (folder / "digits_prior.pt.state.pt").unlink(missing_ok=True)
+    times["prior_s"] = round(time.time() - started, 1)
+    started = time.time()
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    a = torch.randint(0, len(images), (config.n_count_pairs,), generator=generator)
+    b = torch.randint(0, len(images), (config.n_count_pairs,), generator=generator)
+    with set_mixing(IMAGE_MIXING):
+        likelihood = fit_count_likelihood(vq, images[a], images[b])
+    save_counts(folder / "digits_counts.pt", likelihood, {"data": data, "pairs": config.n_count_pairs,
+                                                          "mixing": IMAGE_MIXING})
+    times["counts_s"] = round(time.time() - started, 1)
+    return times
+
+
+def save_counts(path, likelihood: CountLikelihood, metadata: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"likelihood": likelihood.state_dict(), "metadata": metadata}, tmp)
+    tmp.replace(path)
+
+
+def load_counts(path, expect_vqvae=None) -> CountLikelihood:
+    """Load a count file; with ``expect_vqvae`` (a checkpoint path), check it was counted over that file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"count likelihood {path} does not exist; train it with `python -m sepcore.train.lass "
+                                "...` (see checkpoints/lass/README.md) or pass retrain=True to the chapter")
+    saved = torch.load(path, weights_only=False)
+    expected = saved.get("metadata", {}).get("vqvae_sha256")
+    if expect_vqvae is not None and expected is not None:
+        import hashlib
+
+        actual = hashlib.sha256(Path(expect_vqvae).read_bytes()).hexdigest()
+        if actual != expected:
+            raise ValueError(f"{path} was counted over another VQ-VAE than {expect_vqvae} (sha256 differs); recount with "
+                             f"`python -m sepcore.train.lass audio-counts --vqvae {expect_vqvae}`")
+    return CountLikelihood.from_state_dict(saved["likelihood"])
+
+
+def _folder(profile: str, retrain: bool, work_dir) -> Path:
+    if profile == "default" and not retrain:
+        return CHECKPOINTS
+    return Path(work_dir) / f"lass-models-{profile}"
+
+
+def get_digit_models(*, profile: str, retrain: bool = False, work_dir=".", device="cpu"):
+    """``(vqvae, prior, likelihood)`` for digits: loaded from ``checkpoints/lass`` or trained on the fly."""
+    folder = _folder(profile, retrain, work_dir)
+    names = [folder / n for n in ("digits_vqvae.pt", "digits_prior.pt", "digits_counts.pt")]
+    if not all(p.exists() for p in names) and folder != CHECKPOINTS:
+        train_digits(DigitsLASSConfig.for_profile(profile), folder, device)
+    vq = load_model(names[0], expect_class=VQVAE, device=device)
+    prior = load_model(names[1], expect_class=TransformerPrior, device=device)
+    return vq.eval(), prior.eval(), load_counts(names[2])
+
+
+@dataclass
+class AudioCountsConfig(ProfileConfig):
+    n_crops: int = 512
+    crop_length: int = 16384
+    seed: int = 0
+
+    @classmethod
+    def quick(cls):
+        return cls(n_crops=64, crop_length=8192)
+
+
+def fit_audio_counts(vqvae: VQVAE, config: AudioCountsConfig, *, profile: str, data_root=None,
+                     classes=("drums", "bass")) -> tuple[CountLikelihood, str]:
+    """Counts over random training crops of the two classes and their mixture (package mixing)."""
+    from sepcore.train.stems import stem_source
+
+    sources = [stem_source(c, profile=profile, data_root=data_root) for c in classes]
+    generator = torch.Generator().manual_seed(config.seed)
+    length = config.crop_length - config.crop_length % vqvae.config.hop
+    x1 = torch.cat([sources[0].random_crops(min(64, config.n_crops - s), length, generator) for s in range(0, config.n_crops, 64)])
+    x2 = torch.cat([sources[1].random_crops(min(64, config.n_crops - s), length, generator) for s in range(0, config.n_crops, 64)])
+    return fit_count_likelihood(vqvae, x1, x2, batch=32), getattr(sources[0], "data", "")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("digits", "audio-counts"))
+    parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
+    parser.add_argument("--out-dir", default=str(CHECKPOINTS))
+    parser.add_argument("--vqvae", default=str(REPO_ROOT / "checkpoints" / "latents" / "lqvae.pt"))
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    started = time.time()
+    if args.what == "digits":
+        print(train_digits(DigitsLASSConfig.for_profile(args.profile), Path(args.out_dir), args.device))
+    else:
+        vq = load_model(args.vqvae, expect_class=VQVAE, device=args.device).eval()
+        likelihood, data = fit_audio_counts(vq, AudioCountsConfig.for_profile(args.profile), profile=args.profile,
+                                            data_root=args.data_root)
+        import hashlib
+
+        digest = hashlib.sha256(Path(args.vqvae).read_bytes()).hexdigest()
+        save_counts(Path(args.out_dir) / f"audio_counts_{Path(args.vqvae).stem}.pt", likelihood,
+                    {"vqvae": Path(args.vqvae).name, "vqvae_sha256": digest, "data": data,
+                     "density_percent": likelihood.density, "config": AudioCountsConfig.for_profile(args.profile).to_dict()})
+        print(f"density {likelihood.density:.4f}% nnz {likelihood.nnz}")
+    print(f"wall time {time.time() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
