@@ -11,7 +11,7 @@ COMMANDS = {
 }
 PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior extract --profile default --vqvae checkpoints/latents/{kind}.pt "
          "--source-class {cls} --out checkpoints/latents/codes_{kind}_{cls}.pt && nice -n 10 env OMP_NUM_THREADS=1 python -m "
-         "sepcore.train.prior train --profile default --codes checkpoints/latents/codes_{kind}_{cls}.pt --max-minutes 15 "
+         "sepcore.train.prior train --profile default --codes checkpoints/latents/codes_{kind}_{cls}.pt --max-minutes 12 "
          "--out checkpoints/latents/prior_{kind}_{cls}.pt")
 
 
@@ -35,12 +35,14 @@ def main():
                     f"{steps} | {meta.get('wall_time_s')} s | {meta.get('data')} | {losses} | `{command}` |")
     text = """# Latent-model checkpoints (paper 003; default profile)
 
-Trained on the shared 2-core machine of this project while other jobs ran (load average 13-18),
-each process with `OMP_NUM_THREADS=1` under `nice -n 10`, so each got only a fraction of one core.
-Every run was stopped by a **wall-clock budget** (`--max-minutes`: 20 min per autoencoder, 15 min per
+Trained on the shared 2-core machine of this project, each process with `OMP_NUM_THREADS=1` under
+`nice -n 10`: the two autoencoders side by side while other jobs ran (load average 13-18), the five
+priors side by side afterwards (five processes on two cores). Each process got a fraction of a core.
+Every run was stopped by a **wall-clock budget** (`--max-minutes`: 20 min per autoencoder, 12 min per
 prior), not by its step count; `steps done` is the number of optimisation steps that fitted. The
 training loop's wall time is below (data loading adds 1-3 min). `scripts/train_latents.sh`
-runs all of them; each stage resumes from `<out>.state.pt`.
+runs all of them; each stage resumes from `<out>.state.pt`. Code extraction (`extract`, 128 crops
+of 3 s per class) took about 2 min per class.
 
 The VQ-VAE checkpoints predate the `steps_done` field. From the resumable state files written every
 250 steps: the LQ-VAE did at least 500 and fewer than 750 steps, the plain VQ-VAE at least 250 and

@@ -16,13 +16,13 @@ stage_priors() {
       ( $RUN -m sepcore.train.prior extract --profile default --vqvae $OUT/$kind.pt --source-class $cls \
             --out $OUT/codes_${kind}_${cls}.pt &&
         $RUN -m sepcore.train.prior train --profile default --codes $OUT/codes_${kind}_${cls}.pt \
-            --max-minutes 15 --out $OUT/prior_${kind}_${cls}.pt ) > $LOGS/prior_${kind}_${cls}.log 2>&1 &
+            --max-minutes 12 --out $OUT/prior_${kind}_${cls}.pt ) > $LOGS/prior_${kind}_${cls}.log 2>&1 &
     done
   done
   ( $RUN -m sepcore.train.prior extract --profile default --vqvae $OUT/lqvae.pt --source-class guitar \
         --out $OUT/codes_lqvae_guitar.pt &&
     $RUN -m sepcore.train.prior train --profile default --codes $OUT/codes_lqvae_guitar.pt \
-        --max-minutes 15 --out $OUT/prior_lqvae_guitar.pt ) > $LOGS/prior_lqvae_guitar.log 2>&1 &
+        --max-minutes 12 --out $OUT/prior_lqvae_guitar.pt ) > $LOGS/prior_lqvae_guitar.log 2>&1 &
   wait
 }
 case "${1:-all}" in
