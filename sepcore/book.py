@@ -173,6 +173,8 @@ def _to_ipynb(source: Path, target: Path) -> None:
 
     notebook = jupytext.read(source)
     notebook.metadata.pop("jupytext", None)
+    for index, cell in enumerate(notebook.cells):  # stable ids: re-syncing changes nothing
+        cell["id"] = f"cell-{index:03d}"
     target.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(notebook, target, fmt="ipynb")
 
