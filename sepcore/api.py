@@ -305,7 +305,34 @@ def _register_builtin_methods() -> None:
                     description="Supervised Conv-TasNet (an upper bound: trained on mixture/source pairs)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/supervised/convtasnet.pt",
                     requires=("sepcore.separation.supervised",))
-    # Flows + Langevin, latent Bayes / LQ-VAE and LASS register here.
+    # Generative methods with the committed default-profile checkpoints.
+    register_method("langevin", "sepcore.separation.adapters:make_langevin",
+                    description="Annealed Langevin with noise-conditioned flow priors (toy sources; Frank, BASIS)",
+                    needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/flows",
+                    chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
+                    knobs={"n_levels": Knob(10, 2, 20, 1, help="number of noise levels"),
+                           "steps_per_level": Knob(100, 10, 500, 10, help="Langevin steps per level"),
+                           "likelihood_weight": Knob(1.0, 0.0, 4.0, 0.1, help="weight of the mixing term")},
+                    requires=("sepcore.separation.langevin",))
+    register_method("variational", "sepcore.separation.adapters:make_variational",
+                    description="Amortised variational separation, Beta posteriors (toy sources; Frank)",
+                    needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/variational/toy_beta.pt",
+                    chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
+                    requires=("sepcore.separation.variational",))
+    register_method("latent-bayes", "sepcore.separation.adapters:make_latent_bayes",
+                    description="LQ-VAE exact latent posterior + rejection sampling (Mancusi et al.)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={"sigma": Knob(0.4, 0.05, 1.0, 0.05, help="latent likelihood width (paper 0.1, code 0.4)"),
+                           "n_candidates": Knob(16, 1, 64, 1, help="candidates B"),
+                           "alpha": Knob(0.0, 0.0, 1.0, 0.5, help="rejection: weight of the time-domain likelihood")},
+                    requires=("sepcore.separation.latent_bayes",))
+    register_method("lass", "sepcore.separation.adapters:make_lass",
+                    description="LASS: count likelihood + beam search over latent priors (Postolache et al.)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={"n_beams": Knob(10, 1, 32, 1, help="beams (or candidates for the samplers)"),
+                           "likelihood_weight": Knob(3.0, 0.0, 10.0, 0.5, help="lambda"),
+                           "sampler": Knob("beam", choices=("greedy", "beam", "ancestral", "top_k", "top_p"), help="search or sampling rule")},
+                    requires=("sepcore.separation.lass_search",))
 
 
 #: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment).

@@ -38,3 +38,73 @@ def make_convtasnet(sources: Sequence[str], *, checkpoint=None, sample_rate: int
     from sepcore.separation.supervised import load_supervised
 
     return load_supervised(checkpoint, tuple(sources), sample_rate or 22050, device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generative methods, with the committed default-profile checkpoints. Each factory's keyword
+# arguments are the method's knobs (the CLI's --knob and the Explore chapter's widgets).
+
+def make_langevin(sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
+                  n_levels: int = 10, steps_per_level: int = 100, epsilon: float = 3e-5,
+                  likelihood_weight: float = 1.0, **_unused):
+    """Annealed Langevin with the flow priors ``<checkpoint>/toy_<source>.pt`` (a folder; 14.7 kHz)."""
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.models.flow import FlowPrior
+    from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
+
+    priors = [load_model(Path(checkpoint) / f"toy_{s}.pt", expect={"source": s}, expect_class=FlowPrior)
+              for s in sources]
+    schedule = LangevinConfig.default().replace(n_levels=n_levels, steps_per_level=steps_per_level,
+                                                epsilon=epsilon, likelihood_weight=likelihood_weight)
+    return LangevinSeparator(priors, schedule, device=device, seed=seed)
+
+
+def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt", device="auto",
+                     **_unused):
+    """Amortised variational separation: the toy encoders ``checkpoints/variational/toy_beta.pt``."""
+    from sepcore.checkpoints import load_model
+    from sepcore.separation.variational import VariationalSeparator
+
+    model = load_model(checkpoint, expect={"sources": tuple(sources)}, expect_class=VariationalSeparator,
+                       device=device)
+    return model.separate
+
+
+def _latent_models(kind: str, sources: Sequence[str], folder, device):
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.models.transformer import TransformerPrior
+    from sepcore.models.vqvae import VQVAE
+
+    folder = Path(folder)
+    vqvae = load_model(folder / f"{kind}.pt", expect_class=VQVAE, device=device)
+    priors = [load_model(folder / f"prior_{kind}_{s}.pt", expect_class=TransformerPrior, device=device) for s in sources]
+    return vqvae, priors
+
+
+def make_latent_bayes(sources: Sequence[str], *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+                      sigma: float = 0.4, n_candidates: int = 16, alpha: float = 0.0, **_unused):
+    """LQ-VAE latent posterior sampling + rejection (paper 003): ``<checkpoint>/lqvae.pt`` and its priors."""
+    from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
+
+    vqvae, priors = _latent_models("lqvae", sources, checkpoint, device)
+    config = LatentBayesConfig.default().replace(sigma=sigma, n_candidates=n_candidates, alpha=alpha, seed=seed)
+    return LatentBayesSeparator(vqvae, priors, config, device=device).separate
+
+
+def make_lass(sources: Sequence[str], *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+              sampler: str = "beam", n_beams: int = 10, likelihood_weight: float = 3.0, **_unused):
+    """LASS (paper 004): ``<checkpoint>/vqvae.pt``, its priors, and ``checkpoints/lass/audio_counts_vqvae.pt``."""
+    from pathlib import Path
+
+    from sepcore.separation.lass_search import LASSConfig, LASSSeparator
+    from sepcore.train.lass import CHECKPOINTS, load_counts
+
+    vqvae, priors = _latent_models("vqvae", sources, checkpoint, device)
+    likelihood = load_counts(CHECKPOINTS / "audio_counts_vqvae.pt", expect_vqvae=Path(checkpoint) / "vqvae.pt")
+    config = LASSConfig.default().replace(method=sampler, n_rows=n_beams,
+                                          likelihood_weight=likelihood_weight, seed=seed)
+    return LASSSeparator(vqvae, priors, likelihood, config, device=device).separate
