@@ -26,6 +26,8 @@ test: install
 benchmarks:
 	$(PY) -m benchmarks.sdr_speed --profile $(PROFILE)
 	$(PY) -m benchmarks.methods --profile $(PROFILE)
+	$(PY) -m benchmarks.latent_bayes_speed --profile $(PROFILE)
+	$(PY) -m benchmarks.lass_speed --profile $(PROFILE)
 
 lint:
 	$(VENV)/bin/ruff check sepcore tests benchmarks
