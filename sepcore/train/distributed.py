@@ -67,6 +67,23 @@ def load_state(out, model, optimizer) -> tuple[int, dict]:
     return int(state["step"]), state.get("extra", {})
 
 
+def after_step(out, model, optimizer, done: int, *, total: int, every: int, rank: int,
+               started: float, max_seconds: float | None) -> bool:
+    """Save the resumable state every ``every`` steps and at the end; return True when the
+    wall-time budget is spent (the state is saved first, so a later run resumes from here)."""
+    import time
+
+    if done % every == 0 or done == total:
+        if rank == 0:
+            save_state(out, model, optimizer, done)
+        barrier()
+    if max_seconds is not None and time.time() - started > max_seconds:
+        if rank == 0:
+            save_state(out, model, optimizer, done)
+        return True
+    return False
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

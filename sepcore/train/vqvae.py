@@ -105,13 +105,8 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
         if rank == 0 and hasattr(bar, "set_postfix"):
             bar.set_postfix(rec=f"{stats['rec']:.4f}", lin=f"{stats['lin']:.4f}")
         done = steps_done = step + 1
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            if rank == 0:
-                ddp.save_state(out, model, optimizer, done)
-            ddp.barrier()
-        if max_seconds is not None and time.time() - started > max_seconds:
-            if rank == 0:
-                ddp.save_state(out, model, optimizer, done)        # a later run resumes from here
+        if ddp.after_step(out, model, optimizer, done, total=config.steps, every=config.checkpoint_every,
+                          rank=rank, started=started, max_seconds=max_seconds):
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "data": data_label,
