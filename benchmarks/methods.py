@@ -10,7 +10,9 @@ the GPU for torch methods:
 - ``sdr_drums``, ``sdr_bass``: mean SDR over the chunks (:func:`sepcore.evaluation.evaluate`:
   museval v4 image SDR, 2 s windows, median over frames);
 - ``seconds_per_second``: wall time of ``separate`` divided by the audio's duration, after one
-  untimed warm-up call (librosa's numba compilation, lazy imports, CUDA context);
+  untimed warm-up call on the first second (librosa's numba compilation, lazy imports, CUDA context);
+- ``n_mixtures``: the chunks a method was scored on: all ``N``, except Langevin, which takes
+  minutes per chunk on a CPU and runs on the first ones (:data:`sepcore.results.GENERATIVE_CHUNKS`);
 - memory, measured in one more call on the first chunk, separately from the timed calls so
   that tracing does not slow them down:
   ``peak_python_mb``: the peak of Python and numpy allocations during a call (``tracemalloc``;
@@ -37,7 +39,7 @@ import torch
 from sepcore.book import default_data_root, table_root
 from sepcore.evaluation import evaluate
 from sepcore.profiles import PROFILES
-from sepcore.results import REGISTRY, register_supervised, spread_indices
+from sepcore.results import REGISTRY, chunk_budget, register_generative, register_supervised, spread_indices
 from sepcore.tables import write_table
 from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
 
@@ -116,6 +118,7 @@ def run(profile: str, n_mixtures: int | None = None, data_root: str = "", method
     dataset = SlakhMixtures(root, classes=("drums", "bass"), split="test")
     indices = spread_indices(len(dataset), n_mixtures or N_MIXTURES[profile])
     register_supervised(supervised_checkpoint(profile, data_root), device="cpu")
+    register_generative(profile, device="cpu")
     devices = [torch.device("cpu")] + ([resolve_device("cuda")] if torch.cuda.is_available() else [])
     rows = []
     for name, spec in REGISTRY.items():
@@ -125,11 +128,14 @@ def run(profile: str, n_mixtures: int | None = None, data_root: str = "", method
             if device.type == "cuda" and spec.family != "supervised" and not getattr(spec, "uses_torch", False):
                 continue                                  # numpy/librosa methods run on the CPU only
             separator = spec.build(dataset, dataset.classes, dataset.sample_rate)
+            if separator is None:                         # no priors for drums/bass
+                continue
+            chosen = indices[:chunk_budget(name, profile, len(indices))]
             if hasattr(separator, "model"):
                 separator.model.to(device)
                 separator.device = device
-            separator(dataset[indices[0]]["mixture"])      # warm-up, untimed
-            frame = evaluate(dataset, separator, method=spec.label, indices=indices)
+            separator(dataset[chosen[0]]["mixture"][: dataset.sample_rate])  # warm-up on 1 s, untimed
+            frame = evaluate(dataset, separator, method=spec.label, indices=chosen)
             meter = MemoryMeter(separator, device)
             meter(dataset[indices[0]]["mixture"])          # memory, in its own call
             per_chunk = frame.drop_duplicates("id")
@@ -140,7 +146,7 @@ def run(profile: str, n_mixtures: int | None = None, data_root: str = "", method
                 "seconds_per_second": per_chunk["seconds"].sum() / per_chunk["audio_seconds"].sum(),
                 "peak_python_mb": meter.peak_python_mb, "peak_rss_delta_mb": meter.peak_rss_delta_mb,
                 "peak_cuda_mb": meter.peak_cuda_mb if device.type == "cuda" else float("nan"),
-                "n_mixtures": len(indices),
+                "n_mixtures": len(chosen),
             })
             print(f"{spec.label:28s} {device.type:4s} SDR drums {rows[-1]['sdr_drums']:6.2f} bass {rows[-1]['sdr_bass']:6.2f} "
                   f"{rows[-1]['seconds_per_second']:.4f} s/s", flush=True)

@@ -319,6 +319,20 @@ def _register_builtin_methods() -> None:
                     needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/variational/toy_beta.pt",
                     chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
                     requires=("sepcore.separation.variational",))
+    register_method("langevin-slakh", "sepcore.separation.adapters:make_langevin_slakh",
+                    description="Annealed Langevin with flow priors of the embedded Slakh-format stems (drums, bass)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/flows",
+                    chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={"n_levels": Knob(8, 2, 20, 1, help="number of noise levels"),
+                           "steps_per_level": Knob(20, 5, 200, 5, help="Langevin steps per level"),
+                           "likelihood_weight": Knob(1.0, 0.0, 4.0, 0.1, help="weight of the mixing term")},
+                    requires=("sepcore.separation.langevin",))
+    register_method("variational-slakh", "sepcore.separation.adapters:make_variational",
+                    description="Amortised variational separation, truncated-normal posteriors (Slakh-format drums, bass)",
+                    needs_checkpoint=True, sample_rate=22050,
+                    default_checkpoint="checkpoints/variational/slakh_truncnormal.pt",
+                    chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    requires=("sepcore.separation.variational",))
     register_method("latent-bayes", "sepcore.separation.adapters:make_latent_bayes",
                     description="LQ-VAE exact latent posterior + rejection sampling (Mancusi et al.)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,

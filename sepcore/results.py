@@ -4,8 +4,9 @@
 (``build(dataset, classes, sample_rate) -> separate``) and which *family* it belongs to:
 ``blind``, ``supervised`` (an upper bound: it trains on (mixture, sources) pairs), ``oracle``
 (an upper bound: it reads the true sources) or ``generative``. The blind baselines, the ideal
-masks and the Conv-TasNet are registered here; a generative method joins the results chapter
-by calling :func:`register`, or by writing its per-chunk scores (the frame returned by
+masks and the Conv-TasNet are registered here, and :func:`register_generative` adds the
+generative methods of the user API; another method joins the results chapter by calling
+:func:`register`, or by writing its per-chunk scores (the frame returned by
 :func:`sepcore.evaluation.evaluate` plus a ``pair`` column, e.g. ``drums/bass``) to
 ``tables/<chapter>/per_chunk*.csv``, which :func:`collect_external` reads.
 
@@ -87,6 +88,41 @@ def register_supervised(checkpoint: str | Path, device: str = "auto", name: str 
         return load_supervised(checkpoint, classes, sample_rate, device)
     return register(MethodSpec(name, "supervised", build, f"trained on (mixture, sources) pairs; {Path(checkpoint).name}"),
                     replace=True)
+
+
+# The generative methods, through the user API (sepcore.api) with the committed default checkpoints:
+# (results name, API method, the pairs it has priors for, knobs under the quick profile).
+DRUMS_BASS = {("drums", "bass")}
+GENERATIVE = (
+    ("LASS (beam, 10 beams)", "lass", DRUMS_BASS, {}),
+    ("latent Bayes (LQ-VAE, rejection α=0)", "latent-bayes", DRUMS_BASS | {("drums", "guitar"), ("guitar", "bass")}, {}),
+    ("Langevin (flow priors)", "langevin-slakh", DRUMS_BASS, {"n_levels": 2, "steps_per_level": 5}),
+    ("variational (truncated normal)", "variational-slakh", DRUMS_BASS, {}),
+)
+# Langevin differentiates both flows over the whole chunk at every step: it gets fewer chunks
+GENERATIVE_CHUNKS = {"Langevin (flow priors)": {"quick": 1, "default": 2, "full": None}}
+
+
+def register_generative(profile: str, device="auto", seed: int = 0) -> list[MethodSpec]:
+    """Register :data:`GENERATIVE`; a method's builder returns ``None`` for a pair it has no priors for.
+    Under ``quick`` the methods take their quick knobs (a smoke test of the plumbing only)."""
+    specs = []
+    for name, method, pairs, quick_knobs in GENERATIVE:
+        knobs = quick_knobs if profile == "quick" else {}
+
+        def build(dataset, classes, sample_rate, method=method, pairs=pairs, knobs=knobs):
+            from sepcore.api import build_separator
+
+            if tuple(classes) not in pairs:
+                return None
+            return build_separator(method, tuple(classes), sample_rate=sample_rate, device=device, seed=seed, **knobs)
+        specs.append(register(MethodSpec(name, "generative", build, f"sepcore.api method {method!r}"), replace=True))
+    return specs
+
+
+def chunk_budget(name: str, profile: str, default: int | None) -> int | None:
+    """How many chunks a method is scored on: :data:`GENERATIVE_CHUNKS` or ``default``."""
+    return GENERATIVE_CHUNKS.get(name, {}).get(profile, default)
 
 
 def spread_indices(n_items: int, n: int | None) -> list[int]:

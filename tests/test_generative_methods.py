@@ -29,8 +29,10 @@ def test_toy_methods_through_the_api(method, knobs):
 @pytest.mark.parametrize("method,knobs", [
     ("latent-bayes", {"n_candidates": 2}),
     ("lass", {"n_beams": 2}),
+    ("langevin-slakh", {"n_levels": 2, "steps_per_level": 2}),
+    ("variational-slakh", {}),
 ])
-def test_latent_methods_through_the_api(method, knobs):
+def test_music_methods_through_the_api(method, knobs):
     g = torch.Generator().manual_seed(0)
     mixture = 0.1 * torch.randn(8192, generator=g)
     estimates = sepcore.separate(mixture, method=method, sources=("drums", "bass"), sample_rate=22050, **knobs)
@@ -40,3 +42,14 @@ def test_latent_methods_through_the_api(method, knobs):
 def test_missing_prior_names_the_file():
     with pytest.raises(CheckpointError, match="toy_drums.pt"):
         sepcore.separate(_toy_mixture(), method="langevin", sources=("drums", "bass"), sample_rate=14700)
+
+
+def test_results_registry_builds_generative_methods_only_where_they_have_priors():
+    from sepcore.results import REGISTRY, chunk_budget, register_generative
+
+    specs = register_generative("quick", device="cpu")
+    assert {spec.name for spec in specs} <= set(REGISTRY) and all(s.family == "generative" for s in specs)
+    langevin = REGISTRY["Langevin (flow priors)"]
+    assert langevin.build(None, ("drums", "guitar"), 22050) is None          # no guitar flow prior
+    assert chunk_budget("Langevin (flow priors)", "default", 8) == 2
+    assert chunk_budget("LASS (beam, 10 beams)", "default", 8) == 8

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from sepcore.models.priors import cross_likelihood, discrimination, score_rms
+from sepcore.models.priors import cross_likelihood, denoising_gain, discrimination, score_rms
 from sepcore.separation.langevin import GaussianPrior
 
 
@@ -35,3 +35,17 @@ def test_score_rms_of_a_gaussian():
     clean = 0.5 * torch.randn(8, 4096, generator=generator)
     for sigma in (0.0, 0.3):
         assert abs(score_rms(prior, clean, sigma, generator) - (0.25 + sigma**2) ** -0.5) < 0.03
+
+
+def test_denoising_gain_is_the_posterior_mean_gain_for_a_gaussian():
+    """For x ~ N(0, s^2) and the exact prior, Tweedie's estimate is the posterior mean
+    y s^2 / (s^2 + sigma^2), whose error has variance s^2 sigma^2 / (s^2 + sigma^2)."""
+    generator = torch.Generator().manual_seed(0)
+    s = 0.5
+    clean = s * torch.randn(64, 4096, generator=generator, dtype=torch.float64)
+    for sigma in (0.1, 0.5, 2.0):
+        row = denoising_gain(GaussianPrior(0.0, s), clean, sigma, generator)
+        assert abs(row["snr_in_db"] - 10 * math.log10(s**2 / sigma**2)) < 0.05
+        assert abs(row["gain_db"] - 10 * math.log10((s**2 + sigma**2) / s**2)) < 0.05
+    # a prior that ignores the data (huge variance) leaves the noisy input as it is: no gain
+    assert abs(denoising_gain(GaussianPrior(0.0, 1e4), clean, 0.5, generator)["gain_db"]) < 1e-3

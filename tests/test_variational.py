@@ -13,7 +13,7 @@ from sepcore.separation.variational import VariationalConfig, VariationalSeparat
 from sepcore.train.variational import (
     VariationalTrainConfig,
     kl_weight,
-    toy_mixture_sampler,
+    mixture_sampler,
     train_variational,
 )
 
@@ -45,7 +45,7 @@ def test_training_never_touches_sources():
     priors = [GaussianPrior(0.0, 0.6) for _ in dataset.classes]
     config = _tiny(sources=dataset.classes)
     train = VariationalTrainConfig(steps=6, batch_size=4, segment_length=256, log_every=2)
-    separator, history = train_variational(priors, toy_mixture_sampler(dataset), config, train, device="cpu")
+    separator, history = train_variational(priors, mixture_sampler(dataset), config, train, device="cpu")
     assert len(history) == 3
     assert all(math.isfinite(row[key]) for row in history for key in ("loss", "elbo", "kl", "reconstruction"))
     assert all(torch.isfinite(p).all() for p in separator.parameters())

@@ -44,26 +44,42 @@ def make_convtasnet(sources: Sequence[str], *, checkpoint=None, sample_rate: int
 # Generative methods, with the committed default-profile checkpoints. Each factory's keyword
 # arguments are the method's knobs (the CLI's --knob and the Explore chapter's widgets).
 
-def make_langevin(sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
-                  n_levels: int = 10, steps_per_level: int = 100, epsilon: float = 3e-5,
-                  likelihood_weight: float = 1.0, **_unused):
-    """Annealed Langevin with the flow priors ``<checkpoint>/toy_<source>.pt`` (a folder; 14.7 kHz)."""
+def _flows(sources: Sequence[str], folder, dataset: str, device):
     from pathlib import Path
 
     from sepcore.checkpoints import load_model
     from sepcore.models.flow import FlowPrior
+
+    return [load_model(Path(folder) / f"{dataset}_{s}.pt", expect={"source": s}, expect_class=FlowPrior,
+                       device=device) for s in sources]
+
+
+def make_langevin(sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
+                  n_levels: int = 10, steps_per_level: int = 100, epsilon: float = 3e-5,
+                  likelihood_weight: float = 1.0, **_unused):
+    """Annealed Langevin with the flow priors ``<checkpoint>/toy_<source>.pt`` (a folder; 14.7 kHz)."""
     from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
 
-    priors = [load_model(Path(checkpoint) / f"toy_{s}.pt", expect={"source": s}, expect_class=FlowPrior)
-              for s in sources]
     schedule = LangevinConfig.default().replace(n_levels=n_levels, steps_per_level=steps_per_level,
                                                 epsilon=epsilon, likelihood_weight=likelihood_weight)
-    return LangevinSeparator(priors, schedule, device=device, seed=seed)
+    return LangevinSeparator(_flows(sources, checkpoint, "toy", device), schedule, device=device, seed=seed)
+
+
+def make_langevin_slakh(sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
+                        n_levels: int = 8, steps_per_level: int = 20, likelihood_weight: float = 1.0, **_unused):
+    """Annealed Langevin with the Slakh-format flow priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz)
+    and the music schedule (:meth:`LangevinConfig.music`)."""
+    from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
+
+    schedule = LangevinConfig.music("default").replace(n_levels=n_levels, steps_per_level=steps_per_level,
+                                                       likelihood_weight=likelihood_weight)
+    return LangevinSeparator(_flows(sources, checkpoint, "slakh", device), schedule, device=device, seed=seed)
 
 
 def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt", device="auto",
                      **_unused):
-    """Amortised variational separation: the toy encoders ``checkpoints/variational/toy_beta.pt``."""
+    """Amortised variational separation with the encoders of ``checkpoint`` (toy Beta by default;
+    ``checkpoints/variational/slakh_truncnormal.pt`` for drums and bass)."""
     from sepcore.checkpoints import load_model
     from sepcore.separation.variational import VariationalSeparator
 

@@ -63,6 +63,12 @@ class LangevinConfig(ProfileConfig):
     def full(cls):
         return cls()
 
+    @classmethod
+    def music(cls, profile: str, **overrides):
+        """The profile's schedule with the top level at 0.5: Slakh-format stems have an RMS near 0.05
+        and peaks below 1 (the toy waves' amplitude is about 1), so sigma = 1 would only add noise."""
+        return cls.for_profile(profile, **({"sigma_max": 0.5} | overrides))
+
     def sigmas(self) -> torch.Tensor:
         """The geometric levels ``sigma_1 = sigma_max > ... > sigma_L = sigma_min``, ``(n_levels,)``."""
         if self.n_levels == 1:

@@ -6,9 +6,11 @@ step on the encoders. The KL weight ``beta_kl`` rises linearly from 0 to 1 over 
 ``kl_warmup`` fraction of training (``kl_warmup = 0`` disables the warm-up).
 
     OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset toy
+    OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset slakh
 
-The priors are the flow checkpoints ``checkpoints/flows/toy_<source>.pt`` (``default``) or tiny flows
-trained on the fly (``quick``), via :func:`sepcore.models.priors.flow_priors`. The checkpoint
+The priors are the flow checkpoints ``checkpoints/flows/<dataset>_<source>.pt`` (``default``) or tiny
+flows trained on the fly (``quick``), via :func:`sepcore.models.priors.flow_priors`. ``slakh`` trains
+truncated-normal encoders for drums and bass on crops of the embedded dataset's **training mixtures**. The checkpoint
 (``checkpoints/variational/<dataset>_<posterior>.pt``) stores the encoders' config and weights, the
 training config and the curves (``metadata["history"]``).
 """
@@ -51,13 +53,15 @@ class VariationalTrainConfig(ProfileConfig):
         return cls(steps=120, batch_size=8, segment_length=512, lr=3e-3, max_minutes=1.0, log_every=5)
 
 
-def toy_mixture_sampler(dataset) -> MixtureSampler:
-    """``(n, length, generator) -> (n, length)`` random crops of the dataset's **mixtures** only."""
+def mixture_sampler(dataset) -> MixtureSampler:
+    """``(n, length, generator) -> (n, length)`` random crops of the dataset's **mixtures** only
+    (any dataset whose items hold ``"mixture" (time,)`` of one length: toy items, Slakh chunks)."""
+    total = int(dataset[0]["mixture"].shape[-1])
+
     def sample(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
         items = torch.randint(len(dataset), (n,), generator=generator).tolist()
-        total = dataset.config.length
         if length > total:
-            raise ValueError(f"segment_length {length} exceeds the toy items' length {total}")
+            raise ValueError(f"segment_length {length} exceeds the dataset's item length {total}")
         offsets = torch.randint(total - length + 1, (n,), generator=generator).tolist()
         return torch.stack([dataset[i]["mixture"][o:o + length] for i, o in zip(items, offsets)])
     return sample
@@ -139,15 +143,37 @@ def train_toy(profile: str, *, retrain_priors: bool = False, seed: int = 0, devi
     priors = [prior_map[name] for name in config.sources]
     dataset = ToyDataset(ToyConfig.for_profile(profile), "train")
     started = time.perf_counter()
-    separator, history = train_variational(priors, toy_mixture_sampler(dataset), config, train_config,
+    separator, history = train_variational(priors, mixture_sampler(dataset), config, train_config,
                                            seed=seed, device=device, desc=f"toy/{config.posterior}")
+    return separator, history, priors, time.perf_counter() - started
+
+
+def train_slakh(profile: str, *, classes: Sequence[str] = ("drums", "bass"), data_root: str | None = None,
+                retrain_priors: bool = False, seed: int = 0, device: str = "auto",
+                overrides: dict | None = None, train_overrides: dict | None = None):
+    """Truncated-normal encoders (:meth:`VariationalConfig.music`) against the Slakh-format flow
+    priors, trained on random crops of the embedded dataset's training mixtures of ``classes``
+    (never their stems); returns ``(separator, history, priors, wall_seconds)``."""
+    from sepcore.data.slakh import SlakhMixtures, resolve_root
+    from sepcore.models.priors import flow_priors
+
+    config = VariationalConfig.music(profile, tuple(classes), **(overrides or {}))
+    train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
+    prior_map, _ = flow_priors(config.sources, profile, dataset="slakh", retrain=retrain_priors, seed=seed)
+    priors = [prior_map[name] for name in config.sources]
+    root = resolve_root(profile, data_root or REPO_ROOT / "data")
+    dataset = SlakhMixtures(root, config.sources, split="train", cache_tracks=4096)
+    started = time.perf_counter()
+    separator, history = train_variational(priors, mixture_sampler(dataset), config, train_config,
+                                           seed=seed, device=device, desc=f"slakh/{config.posterior}")
     return separator, history, priors, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
-    parser.add_argument("--dataset", default="toy", choices=("toy",))
+    parser.add_argument("--dataset", default="toy", choices=("toy", "slakh"))
+    parser.add_argument("--data-root", default=None)
     parser.add_argument("--posterior", default=None, choices=("beta", "truncnormal"))
     parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/variational/<dataset>_<posterior>.pt)")
     parser.add_argument("--seed", type=int, default=0)
@@ -158,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {"posterior": args.posterior} if args.posterior else {}
     train_overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
-    separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device,
-                                            overrides=overrides, train_overrides=train_overrides)
+    if args.dataset == "toy":
+        separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device,
+                                                overrides=overrides, train_overrides=train_overrides)
+    else:
+        separator, history, _, wall = train_slakh(args.profile, data_root=args.data_root, seed=args.seed,
+                                                  device=args.device, overrides=overrides,
+                                                  train_overrides=train_overrides)
     out = Path(args.out or checkpoint_path(args.dataset, separator.config.posterior))
     train_config = VariationalTrainConfig.for_profile(args.profile, **train_overrides)
     save_checkpoint(out, separator, metadata={
