@@ -10,7 +10,9 @@ the GPU for torch methods:
 - ``sdr_drums``, ``sdr_bass``: mean SDR over the chunks (:func:`sepcore.evaluation.evaluate`:
   museval v4 image SDR, 2 s windows, median over frames);
 - ``seconds_per_second``: wall time of ``separate`` divided by the audio's duration, after one
-  untimed warm-up call on the first second (librosa's numba compilation, lazy imports, CUDA context);
+  untimed warm-up call (librosa's numba compilation, lazy imports, CUDA context; on the first
+  second only for the generative methods, and on the whole chunk for the oracles, which look
+  their references up by the mixture);
 - ``n_mixtures``: the chunks a method was scored on: all ``N``, except Langevin, which takes
   minutes per chunk on a CPU and runs on the first ones (:data:`sepcore.results.GENERATIVE_CHUNKS`);
 - memory, measured in one more call on the first chunk, separately from the timed calls so
@@ -134,7 +136,8 @@ def run(profile: str, n_mixtures: int | None = None, data_root: str = "", method
             if hasattr(separator, "model"):
                 separator.model.to(device)
                 separator.device = device
-            separator(dataset[chosen[0]]["mixture"][: dataset.sample_rate])  # warm-up on 1 s, untimed
+            warm_up = dataset[chosen[0]]["mixture"]           # untimed; 1 s for the slow generative methods
+            separator(warm_up[: dataset.sample_rate] if spec.family == "generative" else warm_up)
             frame = evaluate(dataset, separator, method=spec.label, indices=chosen)
             meter = MemoryMeter(separator, device)
             meter(dataset[indices[0]]["mixture"])          # memory, in its own call
