@@ -41,7 +41,13 @@ import torch
 from sepcore.book import default_data_root, table_root
 from sepcore.evaluation import evaluate
 from sepcore.profiles import PROFILES
-from sepcore.results import REGISTRY, chunk_budget, register_generative, register_supervised, spread_indices
+from sepcore.results import (
+    REGISTRY,
+    chunk_budget,
+    register_generative,
+    register_supervised,
+    spread_indices,
+)
 from sepcore.tables import write_table
 from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
 
