@@ -95,3 +95,16 @@ def test_stacked_priors_equal_separate_calls_cached_and_prefix():
         swapped = torch.stack([idx[0, [1, 1]], idx[1, [0, 1]], idx[2, [1, 0]]])
         ref = torch.stack([p(torch.cat([swapped[k], nxt[k]], 1))[0][:, -1:] for k, p in enumerate(priors)])
         assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_reorder_cache_inplace_equals_copying_reorder_with_and_without_overlap():
+    from sepcore.models.transformer import reorder_cache_inplace
+    m = model()
+    idx = torch.randint(0, 6, (5, 4))
+    for index in ([0, 0, 2, 2, 4], [1, 0, 2, 4, 4], [3, 1, 1, 3, 4]):   # disjoint, overlapping (swap), disjoint
+        index = torch.tensor(index)
+        _, cache = m(idx)
+        expected = reorder_cache(cache, index)
+        got = reorder_cache_inplace(cache, index)
+        assert torch.equal(got.keys[..., :4, :], expected.keys[..., :4, :])
+        assert torch.equal(got.values[..., :4, :], expected.values[..., :4, :])
