@@ -10,7 +10,13 @@ from sepcore.mixing import set_mixing
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.separation.lass import LOG_FLOOR, CountLikelihood
-from sepcore.separation.lass_search import LASSConfig, LASSSeparator, lass_search, refine, stack_priors
+from sepcore.separation.lass_search import (
+    LASSConfig,
+    LASSSeparator,
+    lass_search,
+    refine,
+    stack_priors,
+)
 
 
 def random_codes(K, shape, seed):
