@@ -42,22 +42,25 @@ def tuple_codes(G: torch.Tensor, norms: torch.Tensor, idx: torch.Tensor, weight:
                 max_elements: int = 2**24) -> torch.Tensor:
     """``Q(w sum_n e_{idx[n, b, a_n]})`` for every tuple of the candidate sets.
 
+    Uses ``||e_c||^2 - 2 w sum_n G[i_n, c] = sum_n H[i_n, c]`` with ``H = ||e_c||^2 / N - 2 w G``,
+    so each tuple costs one ``K``-vector addition per source and one argmin.
+
     Args:
         G, norms: from :func:`gram`; idx: ``(N, B, k)`` candidate codes per source and row.
     Returns:
         ``(B, k^N)`` long, tuples in row-major order over ``(a_1, ..., a_N)``.
     """
     N, B, k = idx.shape
-    rows = G[idx]                                                        # (N, B, k, K): e_{i} . e_c
+    rows = (norms[None] / N - 2 * weight * G)[idx]                      # (N, B, k, K)
     K = rows.shape[-1]
     head = rows[0]
     for n in range(1, N - 1):
         head = (head[:, :, None] + rows[n][:, None]).flatten(1, 2)       # (B, k^(n+1), K)
-    step = max(1, max_elements // max(1, B * k * K))
+    step = max(1, min(max_elements, 2**18) // max(1, B * k * K))    # ~1 MB blocks stay in cache
     out = []
     for a in range(0, head.shape[1], step):
         total = head[:, a:a + step, None] + rows[N - 1][:, None]         # (B, step, k, K)
-        out.append((norms - 2 * weight * total).argmin(-1).flatten(1))
+        out.append(total.argmin(-1).flatten(1))
     return torch.cat(out, 1)
 
 
