@@ -21,8 +21,11 @@ With ``top_k = K`` nothing is pruned and the step is the exact Eq. 5-6 posterior
 
 Cost per step and candidate: ``O(k^N K)`` additions and comparisons for the tuple codes (the
 dominant term; K = 256, k = 16, N = 3: 1.0e6, so 1.7e7 for B = 16) plus the N prior calls;
-memory ``O(B k^N)`` for the scores and at most ``max_elements`` floats for the nearest-code
-search (chunked). Time grows like ``k^N``: k = 32 costs 8 times k = 16.
+memory ``O(B k^N)`` floats for the scores (B = 16, k = 16: 0.25 MB; k = 32: 2 MB) and blocks of at
+most ``2^18`` floats for the nearest-code search. Measured on the default LQ-VAE (K = 256) with
+three priors, B = 16, one CPU thread on a shared 2-core machine (load ~2.9), 128 steps: 10 ms
+per step for k = 8, 23 ms for k = 16, 163 ms for k = 32 (3.0 ms for the exact two-source step),
+i.e. about 8 s, 23 s and 170 s of sampling per 3 s of audio (1034 steps).
 """
 
 from __future__ import annotations
