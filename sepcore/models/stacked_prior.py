@@ -16,6 +16,8 @@ this is most of the saving. Two exact rewrites remove further operators:
 sum in a different order; tests assert ``allclose``). The cache rows are ``p * rows + r``, so
 :func:`sepcore.models.transformer.reorder_cache_inplace` applies with an index over ``P * rows``.
 
+The weights are copied when the object is built: rebuild it after changing a prior's weights.
+
 Cost per step and layer: ``O(P rows (C^2 + t C))`` for context length ``t``, like ``P`` separate
 calls; memory: the stacked weights (a copy, ``P x`` one prior) and the cache
 ``2 n_layer P rows block_size C`` floats.
