@@ -7,7 +7,7 @@ Loads the default models (``checkpoints/latents`` VQ-VAE and drums/bass priors, 
 chunk, cropped or zero-padded) and writes ``tables/benchmarks/lass_speed`` with the wall time of
 ``separate`` (encode + search + decode; best and median of ``repeats``), the real-time factor and
 the target verdict (<= 3 s for 3 s on 2 CPU cores), one row per torch thread count in ``--threads``
-and per path, measured side by side in one run: ``one-by-one`` (the two priors called one after
+and per path, measured side by side in one run (repeats interleaved across paths): ``one-by-one`` (the two priors called one after
 the other) and ``batched`` (one :class:`sepcore.models.stacked_prior.StackedPriors` call per step,
 the default). ``identical_codes`` says whether the batched search returned the same codes as the
 one-by-one search; ``seconds_vs_one_by_one`` is the ratio of best times at the same thread count.
@@ -64,17 +64,17 @@ def main(argv=None) -> pd.DataFrame:
     rows, reference = [], {}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        for name in args.paths.split(","):
-            separator = separators[name]
-            times, loads = [], []
-            for _ in range(args.repeats):
+        names = args.paths.split(",")
+        times, loads = {n: [] for n in names}, {n: [] for n in names}
+        for _ in range(args.repeats):                     # paths interleaved: a load spike hits both
+            for name in names:
                 t0 = time.perf_counter()
-                separator.separate(mixture)
-                times.append(time.perf_counter() - t0)
-                loads.append(os.getloadavg()[0])
-            best = min(times)
-            reference.setdefault(threads, {})[name] = (separator.last.codes, best)
-            rows.append(_row(args, vqvae, separator, name, threads, seconds, times, loads))
+                separators[name].separate(mixture)
+                times[name].append(time.perf_counter() - t0)
+                loads[name].append(os.getloadavg()[0])
+        for name in names:
+            reference.setdefault(threads, {})[name] = (separators[name].last.codes, min(times[name]))
+            rows.append(_row(args, vqvae, separators[name], name, threads, seconds, times[name], loads[name]))
     for row in rows:
         base = reference[row["threads"]].get("one-by-one")
         mine = reference[row["threads"]][row["path"]]

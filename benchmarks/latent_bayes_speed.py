@@ -6,7 +6,7 @@ Loads the committed LQ-VAE and drums/bass priors (``checkpoints/latents``), sepa
 drums+bass test chunk, and writes ``tables/benchmarks/latent_bayes_speed``: per torch thread count
 and per path (``one-by-one``: the priors called one after the other, the likelihood table rebuilt
 every step; ``batched``: :class:`sepcore.models.stacked_prior.StackedPriors` and cached likelihood
-factors, the default), measured side by side in one run:
+factors, the default), measured side by side in one run (repeats interleaved across paths):
 
 * ``seconds_best``: ``sample()`` = sampling the B candidates + decoding all ``2 B`` sources;
 * ``sampling_seconds_best``: the sampling of the codes alone (issue 6 target: <= 3 s);
@@ -65,19 +65,23 @@ def main(argv=None) -> pd.DataFrame:
     rows, reference = [], {}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        for name in args.paths.split(","):
-            separator = separators[name]
-            times, sampling, separating, loads = [], [], [], []
-            for _ in range(args.repeats):
-                candidates = separator.sample(mixture)
-                times.append(candidates.seconds)
-                sampling.append(candidates.sampling_seconds)
-                if name == "batched":                   # separate() is the same code on both paths but sampling
+        names = args.paths.split(",")
+        runs = {n: {"times": [], "sampling": [], "separating": [], "loads": [], "codes": None} for n in names}
+        for _ in range(args.repeats):                     # paths interleaved: a load spike hits both
+            for name in names:
+                run = runs[name]
+                candidates = separators[name].sample(mixture)
+                run["codes"] = candidates.codes
+                run["times"].append(candidates.seconds)
+                run["sampling"].append(candidates.sampling_seconds)
+                if name == "batched":                   # separate() differs from sample() only in decoding
                     t0 = time.perf_counter()
-                    separator.separate(mixture)
-                    separating.append(time.perf_counter() - t0)
-                loads.append(os.getloadavg()[0])
-            reference.setdefault(threads, {})[name] = (candidates.codes, min(times), min(sampling))
+                    separators[name].separate(mixture)
+                    run["separating"].append(time.perf_counter() - t0)
+                run["loads"].append(os.getloadavg()[0])
+        for name in names:
+            times, sampling, separating, loads = (runs[name][k] for k in ("times", "sampling", "separating", "loads"))
+            reference.setdefault(threads, {})[name] = (runs[name]["codes"], min(times), min(sampling))
             rows.append({
                 "path": name, "B": args.candidates, "K": vqvae.config.codebook_size, "audio_seconds": audio_seconds,
                 "seconds_best": min(times), "seconds_all": ", ".join(f"{t:.2f}" for t in times),
