@@ -10,7 +10,13 @@ from sepcore.mixing import set_mixing
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.separation.lass import LOG_FLOOR, CountLikelihood
-from sepcore.separation.lass_search import LASSConfig, LASSSeparator, lass_search, refine
+from sepcore.separation.lass_search import (
+    LASSConfig,
+    LASSSeparator,
+    lass_search,
+    refine,
+    stack_priors,
+)
 
 
 def random_codes(K, shape, seed):
@@ -193,3 +199,17 @@ def test_average_baseline_remixes_to_the_mixture(mixing):
         assert est.shape == (3, 2, 5, 5)
         assert torch.allclose(mix(est, dim=1), m)
         assert torch.allclose(est[:, 0], est[:, 1])
+
+
+def test_batched_priors_search_equals_one_prior_at_a_time_with_sliding_context():
+    K, S = 3, 12                                                     # S > block_size = 8: the context is rebuilt
+    priors, lik = tiny_setup(K)
+    m = torch.randint(0, K, (2, S), generator=torch.Generator().manual_seed(5))
+    assert stack_priors(priors) is not None
+    for method, rows in (("beam", 4), ("ancestral", 3), ("top_p", 3)):
+        out = {}
+        for batched in (True, False):
+            config = LASSConfig(method=method, n_rows=rows, batched_priors=batched)
+            out[batched] = lass_search(priors, lik, m, config, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(out[True].codes, out[False].codes), method
+        assert torch.allclose(out[True].score, out[False].score, atol=1e-4), method

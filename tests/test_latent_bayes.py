@@ -121,3 +121,88 @@ def test_oracle_picks_best_candidate_per_source():
     cands = Candidates(torch.zeros(3, 2, 1, dtype=torch.long), torch.zeros(3, 2), est, 0.0)
     best = oracle_best(cands, refs, 22050)
     assert torch.equal(best[0], est[1, 0]) and torch.equal(best[1], est[0, 1])
+
+
+def random_transformer_priors(n, vocab=K):
+    from sepcore.models.transformer import TransformerPrior
+    priors = []
+    for seed in range(n):
+        torch.manual_seed(10 + seed)
+        m = TransformerPrior(PriorConfig.quick().replace(vocab_size=vocab, block_size=32, n_embd=16)).eval()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        priors.append(m)
+    return priors
+
+
+def test_batched_path_gives_the_same_draws_as_one_prior_at_a_time():
+    mixture = torch.randn(4 * 20)
+    for method in ("ancestral", "top_p"):
+        out = {}
+        for batched in (True, False):
+            config = LatentBayesConfig(n_candidates=6, method=method, batched_priors=batched, sigma=0.5)
+            sep = LatentBayesSeparator(tiny_vqvae(), random_transformer_priors(2), config, device="cpu")
+            assert sep.stacked is not None
+            out[batched] = sep.sample(mixture)
+        assert torch.equal(out[True].codes, out[False].codes), method
+        assert torch.allclose(out[True].prior_log_prob, out[False].prior_log_prob, atol=1e-4)
+        assert torch.allclose(out[True].estimates, out[False].estimates, atol=1e-5)
+
+
+def test_separate_alpha_zero_decodes_only_the_prior_best_candidate():
+    sep = LatentBayesSeparator(tiny_vqvae(), random_transformer_priors(2), LatentBayesConfig(n_candidates=5), device="cpu")
+    mixture = torch.randn(39)
+    full = sep.sample(mixture)
+    best = rejection_scores(full, mixture, 0.0).argmax()
+    assert torch.allclose(sep.separate(mixture), full.estimates[best], atol=1e-5)
+    assert sep.last.estimates is None and sep.last.sampling_seconds > 0
+
+
+def brute_force_triple_posterior(log_p, e, m, sigma):
+    """Enumerate all K^3 triples: Q of the mean embedding by cdist, Gaussian latent likelihood (Eq. 5-6, N = 3)."""
+    Kc = e.shape[0]
+    out = torch.empty(log_p.shape[1], Kc, Kc, Kc)
+    for i in range(Kc):
+        for j in range(Kc):
+            for ll in range(Kc):
+                mean = (e[i] + e[j] + e[ll]) / 3
+                code = torch.cdist(mean[None], e)[0].argmin()
+                out[:, i, j, ll] = (log_p[0, :, i] + log_p[1, :, j] + log_p[2, :, ll]
+                                    - (e[code] - e[m]).pow(2).sum() / (2 * sigma**2))
+    return out.flatten(1).log_softmax(1).reshape(out.shape)
+
+
+def test_three_source_step_equals_brute_force_without_pruning_and_prunes_to_top_k():
+    from sepcore.separation.latent_bayes_pruned import gram, pruned_scores, sample_tuples, unravel
+    Kc = 8
+    e = torch.randn(Kc, 3, generator=torch.Generator().manual_seed(0))
+    G, norms = gram(e)
+    dist2 = torch.cdist(e, e).pow(2)
+    log_p = torch.randn(3, 2, Kc, generator=torch.Generator().manual_seed(1)).log_softmax(-1)
+    for m in (0, 5):
+        brute = brute_force_triple_posterior(log_p, e, m, 0.7)
+        scores, idx = pruned_scores(log_p, dist2[:, m], G, norms, 1 / 3, 0.7, top_k=Kc, max_elements=64)
+        post = scores.log_softmax(1)                                            # (B, K^3) over permuted codes
+        flat = torch.arange(Kc**3).repeat(2, 1)
+        for b in range(2):
+            tup = unravel(flat[b], idx[:, b:b + 1].expand(3, Kc**3, Kc))         # (3, K^3) codes
+            assert torch.allclose(post[b], brute[b][tup[0], tup[1], tup[2]], atol=1e-5)
+    # pruning: every drawn triple comes from the priors' top-k sets
+    config = LatentBayesConfig(prune_k=3, sigma=0.7)
+    log_p = torch.randn(3, 50, Kc).log_softmax(-1)
+    codes = sample_tuples(log_p, dist2[:, 2], G, norms, 1 / 3, config, torch.Generator().manual_seed(0))
+    top = log_p.topk(3, dim=-1).indices
+    assert all(bool((top[n] == codes[n][:, None]).any(1).all()) for n in range(3))
+
+
+def test_three_source_separator_shapes_and_batched_equals_one_by_one():
+    mixture = torch.randn(4 * 12)
+    out = {}
+    for batched in (True, False):
+        config = LatentBayesConfig(n_candidates=4, prune_k=3, batched_priors=batched)
+        sep = LatentBayesSeparator(tiny_vqvae(), random_transformer_priors(3), config, device="cpu")
+        out[batched] = sep.sample(mixture)
+    assert out[True].codes.shape == (4, 3, 12) and out[True].estimates.shape == (4, 3, 48)
+    assert torch.equal(out[True].codes, out[False].codes)
+    assert sep.separate(mixture).shape == (3, 48)

@@ -200,6 +200,11 @@ def reorder_cache_inplace(cache: KVCache, index: torch.Tensor) -> KVCache:
     changed = torch.nonzero(index != torch.arange(index.shape[0], device=index.device)).squeeze(1)
     if changed.numel() and n:
         source = index[changed]
-        cache.keys[:, changed, :, :n] = cache.keys[:, source, :, :n]      # advanced indexing copies first
-        cache.values[:, changed, :, :n] = cache.values[:, source, :, :n]
+        if bool(torch.isin(changed, source).any()):                        # a row is read and overwritten:
+            cache.keys[:, changed, :, :n] = cache.keys[:, source, :, :n]  # advanced indexing copies first
+            cache.values[:, changed, :, :n] = cache.values[:, source, :, :n]
+        else:                                                              # disjoint: copy row to row, no temporary
+            for dst, src in zip(changed.tolist(), source.tolist()):
+                cache.keys[:, dst, :, :n].copy_(cache.keys[:, src, :, :n])
+                cache.values[:, dst, :, :n].copy_(cache.values[:, src, :, :n])
     return cache

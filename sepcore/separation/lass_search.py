@@ -18,10 +18,19 @@ Rows are ``(n_mixtures * n_rows)``: several mixtures and candidates run in one b
 when the models are there). Sequences longer than a prior's ``block_size`` continue with a
 sliding context: the cache is rebuilt from ``[start, last block_size // 2 codes]``.
 
-N > 2 sources (not implemented). The joint table per step has ``K^N`` entries before the
-likelihood restriction and the count tensor ``K^(N+1)``; the non-zero slice grows roughly like
-``K^(N-1)`` per mixture code. A recursive scheme (separate one source against "the rest") needs a
-prior and counts for every sub-mixture class, i.e. new models, so it is not cheap either.
+Speed: with ``batched_priors`` (default) the two priors run as one
+:class:`sepcore.models.stacked_prior.StackedPriors` call per step with one KV cache of ``2 R``
+rows (same search up to float rounding; tested), and a beam that forks copies its parent's cache
+rows directly (:func:`reorder_cache_inplace`).
+
+N > 2 sources (not implemented). The likelihood of paper 004 is a count table
+``p(m_s | i, j)`` fitted on 2-source mixtures of training codes; three sources need a new table
+``p(m_s | i, j, l)`` fitted on 3-source mixtures (``K^4`` = 4.3e9 dense entries for K = 256; its
+non-zero slice per mixture code grows roughly like ``K^2``), i.e. a new likelihood artifact, not
+a search change. With it, a pruned search would score the ``k^3`` triples of the priors' top-k
+codes per row (``R k^3`` sparse lookups per step: 10 beams, k = 16: 4.1e4) instead of the slice.
+A recursive scheme (separate one source against "the rest") needs a prior and counts for every
+sub-mixture class, i.e. new models too.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from sepcore.mixing import mix
+from sepcore.models.stacked_prior import StackedPriors
 from sepcore.models.transformer import KVCache, reorder_cache_inplace
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.lass import CountLikelihood
@@ -54,6 +64,7 @@ class LASSConfig(ProfileConfig):
     refine_lr: float = 0.1
     refine_proximity: float = 1e-3
     seed: int = 0
+    batched_priors: bool = True         # priors of one architecture as one StackedPriors call per step
 
     @classmethod
     def images(cls, **overrides):
@@ -92,10 +103,49 @@ class _PriorState:
         self.next_input = codes[:, None]
 
 
+class _StackedState:
+    """All priors as one :class:`StackedPriors` with one cache of ``P * R`` rows; same steps as :class:`_PriorState`."""
+
+    def __init__(self, stacked: StackedPriors, rows: int, device):
+        self.stacked, self.cache, self.rows = stacked, None, rows
+        self.block = stacked.config.block_size
+        self.start = stacked.config.start_token
+        self.next_input = torch.full((stacked.n, rows, 1), self.start, dtype=torch.long, device=device)
+
+    def log_probs(self, history: torch.Tensor) -> torch.Tensor:
+        """``(P, R, K)``; ``history: (R, P, s)`` the codes chosen so far."""
+        if self.cache is not None and self.cache.length >= self.block:
+            keep = self.block // 2
+            past = history[:, :, -(keep - 1):].transpose(0, 1)                      # (P, R, keep - 1)
+            context = torch.cat([torch.full_like(past[:, :, :1], self.start), past], 2)
+            logits, self.cache = self.stacked(context, None)
+        else:
+            logits, self.cache = self.stacked(self.next_input, self.cache)
+        return logits[:, :, -1].float().log_softmax(-1)
+
+    def advance(self, codes: torch.Tensor, index: torch.Tensor | None = None) -> None:
+        """``codes: (P, R)``; ``index: (R,)`` the parent row of every row (the same for all priors)."""
+        if index is not None and self.cache is not None:
+            offsets = torch.arange(self.stacked.n, device=index.device)[:, None] * self.rows
+            self.cache = reorder_cache_inplace(self.cache, (index[None] + offsets).flatten())
+        self.next_input = codes[:, :, None]
+
+
+def stack_priors(priors) -> StackedPriors | None:
+    """:class:`StackedPriors` of ``priors``, or ``None`` when their architectures differ."""
+    try:
+        return StackedPriors(priors)
+    except (ValueError, AttributeError):
+        return None
+
+
 @torch.no_grad()
 def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, config: LASSConfig,
-                generator: torch.Generator | None = None) -> SearchResult:
+                generator: torch.Generator | None = None, stacked: StackedPriors | None = None) -> SearchResult:
     """Algorithm 1 for ``mix_codes: (M, S)`` (flattened latent codes of M mixtures).
+
+    ``stacked``: the priors as one :class:`StackedPriors` (built here when ``config.batched_priors``
+    and not given); the search is the same up to float rounding of the prior log-probabilities.
 
     Returns :class:`SearchResult` with ``codes: (M, n_rows, 2, S)``.
     """
@@ -108,7 +158,12 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     M, S = mix_codes.shape
     B = 1 if config.method == "greedy" else config.n_rows
     R = M * B
-    states = [_PriorState(p, R, device) for p in priors]
+    if config.batched_priors and stacked is None:
+        stacked = stack_priors(priors)
+    if config.batched_priors and stacked is not None:
+        state = _StackedState(stacked, R, device)
+    else:
+        states = [_PriorState(p, R, device) for p in priors]
     codes = torch.empty(R, 2, S, dtype=torch.long, device=device)
     running = torch.zeros(M, B, device=device)
     if config.method == "beam":
@@ -117,8 +172,11 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     row_mix = torch.arange(M, device=device).repeat_interleave(B)
     lam = config.likelihood_weight
     for s in range(S):
-        lp1 = states[0].log_probs(codes[:, 0, :s])
-        lp2 = states[1].log_probs(codes[:, 1, :s])
+        if config.batched_priors and stacked is not None:
+            lp1, lp2 = state.log_probs(codes[:, :, :s])
+        else:
+            lp1 = states[0].log_probs(codes[:, 0, :s])
+            lp2 = states[1].log_probs(codes[:, 1, :s])
         i, j, ll = likelihood.gather_slices(mix_codes[row_mix, s])           # (R, L)
         table = lp1.gather(1, i) + lp2.gather(1, j) + lam * ll               # (R, L)
         if config.method == "beam":
@@ -140,8 +198,11 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
         r = torch.arange(R, device=device)
         ci, cj = i[r if rows is None else rows, col], j[r if rows is None else rows, col]
         codes[:, 0, s], codes[:, 1, s] = ci, cj
-        states[0].advance(ci, rows)
-        states[1].advance(cj, rows)
+        if config.batched_priors and stacked is not None:
+            state.advance(torch.stack([ci, cj]), rows)
+        else:
+            states[0].advance(ci, rows)
+            states[1].advance(cj, rows)
     return SearchResult(codes.reshape(M, B, 2, S), running.reshape(M, B), time.perf_counter() - started)
 
 
@@ -226,6 +287,7 @@ class LASSSeparator:
         self.likelihood = likelihood.to(self.device)
         self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
         self.config = config or LASSConfig()
+        self.stacked = stack_priors(self.priors)
         self.last: SearchResult | None = None
 
     def _generator(self):
@@ -241,7 +303,8 @@ class LASSSeparator:
         T = mixture.shape[-1]
         hop = self.vqvae.config.hop
         padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop))
-        result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator())
+        result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
+                             self.stacked)
         self.last = result
         best = result.score[0].argmax()
         codes = result.codes[0, best]                                             # (2, S)
@@ -261,7 +324,8 @@ class LASSSeparator:
         M = m.shape[0]
         with torch.no_grad():
             latent = self._codes(m)                                                # (M, h, w)
-            result = lass_search(self.priors, self.likelihood, latent.flatten(1), self.config, self._generator())
+            result = lass_search(self.priors, self.likelihood, latent.flatten(1), self.config, self._generator(),
+                                 self.stacked)
             self.last = result
             B = result.codes.shape[1]
             flat = result.codes.reshape(M * B * 2, *latent.shape[1:])

@@ -18,10 +18,16 @@ product (``O(B K^2)`` time, ``O(B K + K^2)`` memory). The other selectors (greed
 go through the shared kernel :func:`sepcore.separation.sampling.select`, evaluating the table in
 row blocks of at most ``max_elements`` numbers.
 
-N > 2 sources is not implemented: the joint table has ``K^N`` entries per candidate and step
-(K=256, N=3: 1.7e7), and ``M`` needs ``K^N`` nearest-neighbour searches (``K^N x K x D``
-operations, 1.4e11 for K=256, D=32), so exact inference stops being cheap; it needs pruning to the
-top-k codes of each prior (``k^N`` pairs) instead.
+N > 2 sources: the joint table has ``K^N`` entries per candidate and step (K=256, N=3: 1.7e7),
+and ``M`` would need ``K^N`` nearest-neighbour searches, so exact inference stops being cheap.
+:mod:`sepcore.separation.latent_bayes_pruned` restricts each step to the ``prune_k^N`` tuples of
+the priors' top-``prune_k`` codes and quantises their means on the fly; the separator uses it when
+given three or more priors (cost in that module's docstring).
+
+Speed (2 sources). Per step the priors run as one batched call
+(:class:`sepcore.models.stacked_prior.StackedPriors`) and the ``(K, K)`` likelihood factor of a
+mixture code is computed once per distinct code of the mixture; ``batched_priors=False`` keeps
+the one-prior-at-a-time path, which gives the same draws up to float rounding (tested).
 
 Rejection sampling (Sec. 4.3): the prior score of candidate ``b`` is
 ``(sum_s log p1 + sum_s log p2) / S`` normalised over the batch; the time-domain likelihood is
@@ -42,8 +48,10 @@ import torch.nn.functional as F
 
 from sepcore.metrics import sdr
 from sepcore.mixing import mixing_weight
+from sepcore.models.stacked_prior import StackedPriors
 from sepcore.models.vqvae import VQVAE, pair_code_table
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.latent_bayes_pruned import gram, sample_tuples
 from sepcore.separation.sampling import chunk_for_budget, select
 from sepcore.utils import resolve_device
 
@@ -59,6 +67,8 @@ class LatentBayesConfig(ProfileConfig):
     temperature: float = 1.0
     max_elements: int = 2**22          # largest score block for the non-ancestral selectors
     seed: int = 0
+    prune_k: int = 16                  # N >= 3: codes proposed per prior (k^N tuples per step)
+    batched_priors: bool = True        # priors as one StackedPriors call + cached likelihood factors
 
     @classmethod
     def quick(cls):
@@ -71,10 +81,11 @@ class LatentBayesConfig(ProfileConfig):
 
 @dataclass
 class Candidates:
-    codes: torch.Tensor          # (B, 2, S)
-    prior_log_prob: torch.Tensor  # (B, 2) sum over steps of log p_k(z_k,s | z_k,<s)
-    estimates: torch.Tensor      # (B, 2, T) decoded sources
+    codes: torch.Tensor          # (B, N, S)
+    prior_log_prob: torch.Tensor  # (B, N) sum over steps of log p_k(z_k,s | z_k,<s)
+    estimates: torch.Tensor | None  # (B, N, T) decoded sources (None when sampled with decode=False)
     seconds: float               # wall time of sampling + decoding
+    sampling_seconds: float = 0.0  # wall time of sampling the codes alone
 
 
 def pair_log_likelihood_table(code_dist2: torch.Tensor, pairs: torch.Tensor, mix_code: int, sigma: float) -> torch.Tensor:
@@ -88,16 +99,23 @@ def posterior_table(log_p1: torch.Tensor, log_p2: torch.Tensor, log_lik: torch.T
     return scores - scores.flatten(1).logsumexp(1)[:, None, None]
 
 
-def sample_pairs_exact(log_p1, log_p2, log_lik, generator=None, temperature: float = 1.0):
+def likelihood_factor(log_lik: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``P = exp(L / T - max(L / T))``, ``(K, K)`` float64 (max entry 1): Eq. 6 as a factor of the posterior."""
+    lik = log_lik.double() / temperature
+    return (lik - lik.max()).exp()
+
+
+def sample_pairs_exact(log_p1, log_p2, log_lik, generator=None, temperature: float = 1.0, factor=None):
     """Exact ancestral draw of one pair per row from ``p1(i) p2(j) exp(L[i, j])`` (tempered).
 
-    Args: ``log_p1, log_p2: (B, K)`` normalised log-probabilities, ``log_lik: (K, K)``.
+    Args: ``log_p1, log_p2: (B, K)`` normalised log-probabilities, ``log_lik: (K, K)``;
+        ``factor``: :func:`likelihood_factor` of ``log_lik`` when already computed (it depends
+        only on the mixture code, so the separator caches it per distinct code).
     Returns: ``(i, j)``, each ``(B,)`` long. Uses ``i ~ a_i (P b)_i``, ``j | i ~ b_j P_ij``.
     """
     a = (log_p1.double() / temperature).softmax(-1)
     b = (log_p2.double() / temperature).softmax(-1)
-    lik = log_lik.double() / temperature
-    P = (lik - lik.max()).exp()                                       # (K, K), max entry 1
+    P = likelihood_factor(log_lik, temperature) if factor is None else factor   # (K, K), max entry 1
     marginal = a * (b @ P.T)                                          # (B, K): a_i sum_j b_j P_ij
     i = torch.multinomial((marginal / marginal.sum(-1, keepdim=True)).float().cpu(), 1, generator=generator)[:, 0]
     i = i.to(log_p1.device)
@@ -123,31 +141,63 @@ def sample_pairs_kernel(log_p1, log_p2, log_lik, config: LatentBayesConfig, gene
 
 
 class LatentBayesSeparator:
-    """``separate(mixture (T,)) -> (2, T)``: B candidates from the exact latent posterior, one kept by rejection."""
+    """``separate(mixture (T,)) -> (N, T)``: B candidates from the latent posterior, one kept by rejection.
+
+    Two priors: the exact per-step posterior (Eq. 5-6). Three or more priors: the posterior pruned
+    to the top ``prune_k`` codes of each prior (:mod:`sepcore.separation.latent_bayes_pruned`).
+    With ``config.batched_priors`` (default) priors of one architecture run as one
+    :class:`StackedPriors` call per step, and the likelihood table / factor of each distinct
+    mixture code is computed once per mixture (``U K^2`` float64 for ``U`` distinct codes); the
+    mathematics is unchanged (equal to the one-by-one path up to float rounding).
+    """
 
     def __init__(self, vqvae: VQVAE, priors, config: LatentBayesConfig | None = None, device: str = "auto"):
-        if len(priors) != 2:
-            raise ValueError(f"LatentBayesSeparator takes two priors, got {len(priors)}; N > 2 is not implemented "
-                             "(the joint table has K^N entries per step; see the module docstring)")
+        if len(priors) < 2:
+            raise ValueError(f"LatentBayesSeparator takes two or more priors, got {len(priors)}")
         self.device = resolve_device(device)
         self.vqvae = vqvae.to(self.device).eval()
         self.priors = [p.to(self.device).eval() for p in priors]
+        self.n_sources = len(self.priors)
         K = vqvae.config.codebook_size
         for p in self.priors:
             if p.config.vocab_size != K:
                 raise ValueError(f"prior vocab_size {p.config.vocab_size} != VQ-VAE codebook_size {K}; "
                                  "train the prior on codes of this VQ-VAE")
         self.config = config or LatentBayesConfig()
-        self.pairs = pair_code_table(self.vqvae)                              # (K, K), Sec. 4.1
         e = self.vqvae.codebook
         self.code_dist2 = (e.pow(2).sum(1)[:, None] - 2 * e @ e.T + e.pow(2).sum(1)[None]).clamp_min(0)  # (K, K)
+        if self.n_sources == 2:
+            self.pairs = pair_code_table(self.vqvae)                          # (K, K), Sec. 4.1
+        else:
+            self.gram, self.norms = gram(e)                                   # on-the-fly Q of tuple means
+        try:
+            self.stacked = StackedPriors(self.priors)
+        except (ValueError, AttributeError):                                  # other architectures: one by one
+            self.stacked = None
         self.last: Candidates | None = None
 
+    def _log_probs(self, tokens, state, batched: bool):
+        """``tokens: (N, B, 1)`` -> ``(log p (N, B, K), state)``: every prior's next-code log-probabilities."""
+        if batched:
+            logits, state = self.stacked(tokens, state)
+            return logits[:, :, -1].float().log_softmax(-1), state
+        log_p = []
+        for k, prior in enumerate(self.priors):
+            logits, state[k] = prior(tokens[k], state[k])
+            log_p.append(logits[:, -1].float().log_softmax(-1))
+        return torch.stack(log_p), state
+
     @torch.no_grad()
-    def sample(self, mixture: torch.Tensor, n_candidates: int | None = None, generator: torch.Generator | None = None) -> Candidates:
-        """Draw B candidate pairs of code sequences for ``mixture: (T,)``; decode them to ``(B, 2, T)``."""
+    def sample(self, mixture: torch.Tensor, n_candidates: int | None = None, generator: torch.Generator | None = None,
+               decode: bool = True) -> Candidates:
+        """Draw B candidate tuples of code sequences for ``mixture: (T,)``; decode them to ``(B, N, T)``.
+
+        ``decode=False`` skips decoding (``estimates`` is then ``None``): decoding ``B N`` sequences
+        costs more than sampling on a CPU, and rejection with ``alpha = 0`` needs only the codes.
+        """
         c = self.config
         B = n_candidates or c.n_candidates
+        N = self.n_sources
         generator = generator or torch.Generator().manual_seed(c.seed)
         started = time.perf_counter()
         hop = self.vqvae.config.hop
@@ -155,35 +205,62 @@ class LatentBayesSeparator:
         padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop)).to(self.device)
         mix_codes = self.vqvae.encode(padded)[0]                               # (S,)
         S = mix_codes.shape[0]
-        start = self.priors[0].config.start_token
-        tokens = [torch.full((B, 1), start, dtype=torch.long, device=self.device) for _ in range(2)]
-        caches = [None, None]
-        codes = torch.empty(B, 2, S, dtype=torch.long, device=self.device)
-        prior_lp = torch.zeros(B, 2, dtype=torch.float64, device=self.device)
+        batched = c.batched_priors and self.stacked is not None
+        tokens = torch.full((N, B, 1), self.priors[0].config.start_token, dtype=torch.long, device=self.device)
+        state = None if batched else [None] * N
+        codes = torch.empty(B, N, S, dtype=torch.long, device=self.device)
+        prior_lp = torch.zeros(B, N, dtype=torch.float64, device=self.device)
         rows = torch.arange(B, device=self.device)
+        weight = mixing_weight(N)
+        cached: dict[int, torch.Tensor] = {}
         for s in range(S):
-            log_p = []
-            for k in range(2):
-                logits, caches[k] = self.priors[k](tokens[k], caches[k])
-                log_p.append(logits[:, -1].float().log_softmax(-1))              # (B, K)
-            log_lik = pair_log_likelihood_table(self.code_dist2, self.pairs, int(mix_codes[s]), c.sigma)
-            if c.method == "ancestral":
-                i, j = sample_pairs_exact(log_p[0], log_p[1], log_lik, generator, c.temperature)
+            log_p, state = self._log_probs(tokens, state, batched)           # (N, B, K)
+            m = int(mix_codes[s])
+            if N > 2:
+                chosen = sample_tuples(log_p, self.code_dist2[:, m], self.gram, self.norms, weight, c, generator)
+            elif c.method == "ancestral":
+                log_lik = factor = None
+                if batched:
+                    if m not in cached:
+                        log_lik = pair_log_likelihood_table(self.code_dist2, self.pairs, m, c.sigma)
+                        cached[m] = likelihood_factor(log_lik, c.temperature)
+                    factor = cached[m]
+                else:
+                    log_lik = pair_log_likelihood_table(self.code_dist2, self.pairs, m, c.sigma)
+                chosen = torch.stack(sample_pairs_exact(log_p[0], log_p[1], log_lik, generator, c.temperature, factor))
             else:
-                i, j = sample_pairs_kernel(log_p[0], log_p[1], log_lik, c, generator)
-            prior_lp[:, 0] += log_p[0][rows, i].double()
-            prior_lp[:, 1] += log_p[1][rows, j].double()
-            codes[:, 0, s], codes[:, 1, s] = i, j
-            tokens = [i[:, None], j[:, None]]
-        estimates = self.vqvae.decode(codes.reshape(2 * B, S)).reshape(B, 2, -1)[..., :T]
-        seconds = time.perf_counter() - started
-        self.last = Candidates(codes.cpu(), prior_lp.cpu(), estimates.float().cpu(), seconds)
+                if batched:
+                    if m not in cached:
+                        cached[m] = pair_log_likelihood_table(self.code_dist2, self.pairs, m, c.sigma)
+                    log_lik = cached[m]
+                else:
+                    log_lik = pair_log_likelihood_table(self.code_dist2, self.pairs, m, c.sigma)
+                chosen = torch.stack(sample_pairs_kernel(log_p[0], log_p[1], log_lik, c, generator))
+            for k in range(N):                                                # chosen: (N, B)
+                prior_lp[:, k] += log_p[k][rows, chosen[k]].double()
+            codes[:, :, s] = chosen.T
+            tokens = chosen[:, :, None]
+        sampled = time.perf_counter() - started
+        estimates = None
+        if decode:
+            estimates = self.vqvae.decode(codes.reshape(N * B, S)).reshape(B, N, -1)[..., :T].float().cpu()
+        self.last = Candidates(codes.cpu(), prior_lp.cpu(), estimates, time.perf_counter() - started, sampled)
         return self.last
 
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``(T,) -> (2, T)``: the rejection-selected candidate with ``config.alpha``."""
-        candidates = self.sample(mixture)
-        return candidates.estimates[int(rejection_scores(candidates, mixture, self.config.alpha).argmax())]
+        """``(T,) -> (N, T)``: the rejection-selected candidate with ``config.alpha``.
+
+        With ``alpha = 0`` the choice needs only the prior scores, so only the chosen candidate is
+        decoded (the same output as decoding all B and picking it).
+        """
+        if self.config.alpha != 0:
+            candidates = self.sample(mixture)
+            return candidates.estimates[int(rejection_scores(candidates, mixture, self.config.alpha).argmax())]
+        candidates = self.sample(mixture, decode=False)
+        best = int(prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1]).argmax())
+        with torch.no_grad():
+            decoded = self.vqvae.decode(candidates.codes[best].to(self.device))
+        return decoded[..., :mixture.shape[-1]].float().cpu()
 
 
 def rejection_scores(candidates: Candidates, mixture: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
@@ -201,12 +278,16 @@ def rejection_scores(candidates: Candidates, mixture: torch.Tensor, alpha: float
 
 def prior_and_residual(candidates: Candidates, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p_rej (B,), ||m - w (D(z1) + D(z2))||^2 (B,))``."""
-    S = candidates.codes.shape[-1]
-    score = candidates.prior_log_prob.sum(1) / S
-    prior = score - score.logsumexp(0)
-    w = mixing_weight(2)
+    prior = prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1])
+    w = mixing_weight(candidates.estimates.shape[1])
     residual = (mixture.double().cpu()[None] - w * candidates.estimates.double().sum(1)).pow(2).sum(-1)
     return prior, residual
+
+
+def prior_scores(prior_log_prob: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """``log p_rej (B,)``: the length-normalised prior score ``sum_k log p_k / S``, normalised over the batch."""
+    score = prior_log_prob.sum(1) / n_steps
+    return score - score.logsumexp(0)
 
 
 def solve_sigma_rej(prior: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -215,8 +296,8 @@ def solve_sigma_rej(prior: torch.Tensor, residual: torch.Tensor) -> torch.Tensor
 
 
 def oracle_best(candidates: Candidates, references: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """ORACLE upper bound (uses the true sources): per source, the candidate with the best SDR, ``(2, T)``."""
+    """ORACLE upper bound (uses the true sources): per source, the candidate with the best SDR, ``(N, T)``."""
     scores = sdr(references[None].expand_as(candidates.estimates), candidates.estimates, sample_rate)  # (B, 2)
     scores = torch.nan_to_num(scores, nan=-1e9)
     best = scores.argmax(0)
-    return torch.stack([candidates.estimates[best[k], k] for k in range(2)])
+    return torch.stack([candidates.estimates[best[k], k] for k in range(best.shape[0])])
