@@ -4,7 +4,13 @@ import math
 
 import torch
 
-from sepcore.models.priors import cross_likelihood, denoising_gain, discrimination, score_rms
+from sepcore.models.priors import (
+    cross_likelihood,
+    denoising_gain,
+    discrimination,
+    score_rms,
+    training_table,
+)
 from sepcore.separation.langevin import GaussianPrior
 
 
@@ -49,3 +55,18 @@ def test_denoising_gain_is_the_posterior_mean_gain_for_a_gaussian():
         assert abs(row["gain_db"] - 10 * math.log10((s**2 + sigma**2) / s**2)) < 0.05
     # a prior that ignores the data (huge variance) leaves the noisy input as it is: no gain
     assert abs(denoising_gain(GaussianPrior(0.0, 1e4), clean, 0.5, generator)["gain_db"]) < 1e-3
+
+
+def test_training_table_reads_the_history_and_the_checkpoint(tmp_path):
+    from sepcore.models.flow import FlowConfig, FlowPrior
+
+    prior = FlowPrior(FlowConfig.quick())
+    path = tmp_path / "p.pt"
+    path.write_bytes(b"x" * 2_000_000)
+    history = [{"nll_clean": -1.0, "nll_noisy": 0.5}, {"nll_clean": -2.0, "nll_noisy": 0.25}]
+    info = {"a": {"path": path, "history": history, "steps_done": 7, "wall_seconds": 90.0},
+            "b": {"path": None, "history": history, "steps_done": 3, "wall_seconds": 30.0}}
+    table = training_table({"a": prior, "b": prior}, info).set_index("prior")
+    assert table.loc["a", "parameters"] == sum(p.numel() for p in prior.parameters())
+    assert table.loc["a", "train_minutes"] == 1.5 and table.loc["a", "checkpoint_MB"] == 2.0
+    assert table.loc["b", "final_nll_clean"] == -2.0 and math.isnan(table.loc["b", "checkpoint_MB"])

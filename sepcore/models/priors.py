@@ -6,7 +6,8 @@ in the ``default`` profile and trains tiny priors on the fly in ``quick`` (or wh
 sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps`` of class ``i``.
 :func:`discrimination` reduces it to how often, and by what margin, a crop's own prior wins;
 :func:`score_rms` measures smoothness as the RMS of the score ``d/dx log p(x | sigma)``, and
-:func:`denoising_gain` how much the score knows about the clean signal (Tweedie's formula).
+:func:`denoising_gain` how much the score knows about the clean signal (Tweedie's formula);
+:func:`training_table` summarises how each prior was trained.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def flow_priors(
                             "steps_done": meta["steps_done"], "path": path}
         priors[source] = model.eval()
     return priors, info
+
+
+def training_table(priors: Mapping[str, FlowPrior], info: Mapping[str, dict]) -> pd.DataFrame:
+    """One row per prior of :func:`flow_priors`: parameters, steps, minutes, final clean / noisy NLL
+    (nats per sample) and checkpoint size in MB (NaN when trained on the fly)."""
+    rows = []
+    for name, prior in priors.items():
+        path, last = info[name]["path"], info[name]["history"][-1]
+        rows.append({
+            "prior": name, "parameters": sum(p.numel() for p in prior.parameters()),
+            "steps": info[name]["steps_done"], "train_minutes": info[name]["wall_seconds"] / 60,
+            "final_nll_clean": last["nll_clean"], "final_nll_noisy": last["nll_noisy"],
+            "checkpoint_MB": path.stat().st_size / 1e6 if path is not None else float("nan"),
+        })
+    return pd.DataFrame(rows)
 
 
 @torch.no_grad()
