@@ -27,6 +27,7 @@ import torch
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.flow import FlowConfig, FlowPrior
 from sepcore.profiles import ProfileConfig
+from sepcore.train.budget import budget_step
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 
@@ -129,13 +130,9 @@ def train_flow(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
         optimiser.step()
-        # exponential decay from lr to lr_final over whichever budget (steps or minutes) runs out first
-        elapsed = time.perf_counter() - started
-        done = max((step + 1) / train_config.steps, elapsed / (60 * train_config.max_minutes))
-        for group in optimiser.param_groups:
-            group["lr"] = train_config.lr * (train_config.lr_final / train_config.lr) ** min(done, 1.0)
+        elapsed, last = budget_step(optimiser, step, started, steps=train_config.steps, max_minutes=train_config.max_minutes,
+                                    lr=train_config.lr, lr_final=train_config.lr_final)
         window.append((nll.detach().cpu(), (sigma == 0).cpu()))
-        last = step + 1 == train_config.steps or elapsed > 60 * train_config.max_minutes
         if (step + 1) % train_config.log_every == 0 or last:
             values = torch.cat([w[0] for w in window])
             clean = torch.cat([w[1] for w in window])

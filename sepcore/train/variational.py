@@ -29,6 +29,7 @@ from torch import nn
 from sepcore.checkpoints import save_checkpoint
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
+from sepcore.train.budget import budget_step
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 MixtureSampler = Callable[[int, int, torch.Generator], torch.Tensor]
@@ -106,12 +107,9 @@ def train_variational(
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(separator.parameters(), train_config.grad_clip)
         optimiser.step()
-        elapsed = time.perf_counter() - started
-        done = max((step + 1) / train_config.steps, elapsed / (60 * train_config.max_minutes))
-        for group in optimiser.param_groups:
-            group["lr"] = train_config.lr * (train_config.lr_final / train_config.lr) ** min(done, 1.0)
+        elapsed, last = budget_step(optimiser, step, started, steps=train_config.steps, max_minutes=train_config.max_minutes,
+                                    lr=train_config.lr, lr_final=train_config.lr_final)
         window.append({key: value.detach().cpu() for key, value in terms.items()} | {"beta_kl": beta})
-        last = step + 1 == train_config.steps or elapsed > 60 * train_config.max_minutes
         if (step + 1) % train_config.log_every == 0 or last:
             row = {"step": step + 1, "seconds": elapsed, "beta_kl": beta}
             for key in ("loss", "elbo", "reconstruction", "kl"):
@@ -130,43 +128,41 @@ def checkpoint_path(dataset: str, posterior: str) -> Path:
     return REPO_ROOT / "checkpoints" / "variational" / f"{dataset}_{posterior}.pt"
 
 
-def train_toy(profile: str, *, retrain_priors: bool = False, seed: int = 0, device: str = "auto",
-              overrides: dict | None = None, train_overrides: dict | None = None):
-    """Priors for the toy classes (:func:`sepcore.models.priors.flow_priors`) and encoders trained
-    on toy training mixtures; returns ``(separator, history, priors, wall_seconds)``."""
-    from sepcore.data.toy import ToyConfig, ToyDataset
+def train_against_flows(profile: str, config: VariationalConfig, dataset_name: str, mixtures, *,
+                        retrain_priors: bool = False, seed: int = 0, device: str = "auto",
+                        train_overrides: dict | None = None):
+    """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items)
+    against the flow priors ``dataset_name`` of its sources (:func:`sepcore.models.priors.flow_priors`);
+    returns ``(separator, history, priors, wall_seconds)``."""
     from sepcore.models.priors import flow_priors
 
-    config = VariationalConfig.for_profile(profile, **(overrides or {}))
     train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
-    prior_map, _ = flow_priors(config.sources, profile, dataset="toy", retrain=retrain_priors, seed=seed)
+    prior_map, _ = flow_priors(config.sources, profile, dataset=dataset_name, retrain=retrain_priors, seed=seed)
     priors = [prior_map[name] for name in config.sources]
-    dataset = ToyDataset(ToyConfig.for_profile(profile), "train")
     started = time.perf_counter()
-    separator, history = train_variational(priors, mixture_sampler(dataset), config, train_config,
-                                           seed=seed, device=device, desc=f"toy/{config.posterior}")
+    separator, history = train_variational(priors, mixture_sampler(mixtures), config, train_config,
+                                           seed=seed, device=device, desc=f"{dataset_name}/{config.posterior}")
     return separator, history, priors, time.perf_counter() - started
+
+
+def train_toy(profile: str, *, overrides: dict | None = None, **kwargs):
+    """Beta encoders (``VariationalConfig``) on toy training mixtures; see :func:`train_against_flows`."""
+    from sepcore.data.toy import ToyConfig, ToyDataset
+
+    config = VariationalConfig.for_profile(profile, **(overrides or {}))
+    return train_against_flows(profile, config, "toy", ToyDataset(ToyConfig.for_profile(profile), "train"), **kwargs)
 
 
 def train_slakh(profile: str, *, classes: Sequence[str] = ("drums", "bass"), data_root: str | None = None,
-                retrain_priors: bool = False, seed: int = 0, device: str = "auto",
-                overrides: dict | None = None, train_overrides: dict | None = None):
-    """Truncated-normal encoders (:meth:`VariationalConfig.music`) against the Slakh-format flow
-    priors, trained on random crops of the embedded dataset's training mixtures of ``classes``
-    (never their stems); returns ``(separator, history, priors, wall_seconds)``."""
+                overrides: dict | None = None, **kwargs):
+    """Truncated-normal encoders (:meth:`VariationalConfig.music`) on random crops of the embedded
+    dataset's training mixtures of ``classes`` (never their stems); see :func:`train_against_flows`."""
     from sepcore.data.slakh import SlakhMixtures, resolve_root
-    from sepcore.models.priors import flow_priors
 
     config = VariationalConfig.music(profile, tuple(classes), **(overrides or {}))
-    train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
-    prior_map, _ = flow_priors(config.sources, profile, dataset="slakh", retrain=retrain_priors, seed=seed)
-    priors = [prior_map[name] for name in config.sources]
     root = resolve_root(profile, data_root or REPO_ROOT / "data")
-    dataset = SlakhMixtures(root, config.sources, split="train", cache_tracks=4096)
-    started = time.perf_counter()
-    separator, history = train_variational(priors, mixture_sampler(dataset), config, train_config,
-                                           seed=seed, device=device, desc=f"slakh/{config.posterior}")
-    return separator, history, priors, time.perf_counter() - started
+    mixtures = SlakhMixtures(root, config.sources, split="train", cache_tracks=4096)
+    return train_against_flows(profile, config, "slakh", mixtures, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
