@@ -35,7 +35,7 @@ def brute_counts(i, j, k, K):
 def dense(lik):
     out = torch.zeros(lik.K, lik.K, lik.K, dtype=torch.long)
     ks = lik.mixture_codes()
-    out[lik.pairs // lik.K, lik.pairs % lik.K, ks] = lik.counts
+    out[(*lik.source_codes(lik.tuples), ks)] = lik.counts
     return out
 
 
@@ -213,3 +213,76 @@ def test_batched_priors_search_equals_one_prior_at_a_time_with_sliding_context()
             out[batched] = lass_search(priors, lik, m, config, generator=torch.Generator().manual_seed(1))
         assert torch.equal(out[True].codes, out[False].codes), method
         assert torch.allclose(out[True].score, out[False].score, atol=1e-4), method
+
+
+# ---------------------------------------------------------------------------- N = 3 sources
+
+
+def test_three_source_counts_are_symmetric_over_all_orders_and_normalised():
+    K = 3
+    g = torch.Generator().manual_seed(4)
+    i, j, h, k = (torch.randint(0, K, (200,), generator=g) for _ in range(4))
+    lik = CountLikelihood.fit([(i[:90], j[:90], h[:90], k[:90]), (i[90:], j[90:], h[90:], k[90:])], K)
+    brute = torch.zeros(K, K, K, K, dtype=torch.long)
+    for a, b, c, m in zip(i.tolist(), j.tolist(), h.tolist(), k.tolist()):
+        for p in itertools.permutations((a, b, c)):
+            brute[(*p, m)] += 1
+    out = torch.zeros_like(brute)
+    out[(*lik.source_codes(lik.tuples), lik.mixture_codes())] = lik.counts
+    assert torch.equal(out, brute)
+    assert lik.n_sources == 3 and int(lik.counts.sum()) == 6 * 200
+    assert math.isclose(lik.density, 100 * int((brute > 0).sum()) / K**4)
+    dense_lp = lik.to_sparse().to_dense()
+    probs = torch.where(brute > 0, dense_lp.exp(), torch.zeros(()))
+    seen = (brute > 0).any(-1)
+    assert torch.allclose(probs.sum(-1)[seen], torch.ones(int(seen.sum())), atol=1e-6)
+    want = (brute.double() / brute.sum(-1, keepdim=True).clamp(min=1)).log()
+    assert torch.allclose(lik.log_prob(i, j, h, k).double(), want[i, j, h, k], atol=1e-6)
+    *codes, lp = lik.gather_slices(torch.tensor([0, 2]))
+    assert len(codes) == 3 and all(c.shape == lp.shape for c in codes)
+    finite = torch.isfinite(lp)
+    assert torch.allclose(lik.log_prob(*codes, torch.tensor([[0], [2]]).expand_as(lp))[finite], lp[finite])
+    again = CountLikelihood.from_state_dict(lik.state_dict())
+    assert again.n_sources == 3 and torch.equal(again.tuples, lik.tuples)
+
+
+def test_three_source_beam_search_with_enough_beams_is_exact_map():
+    K, S, N = 2, 2, 3
+    torch.manual_seed(1)
+    priors = [TransformerPrior(PriorConfig(vocab_size=K, block_size=8, n_layer=1, n_head=1, n_embd=8)).eval() for _ in range(N)]
+    for p in priors:
+        torch.nn.init.normal_(p.head.weight, 0, 1.0)
+    g = torch.Generator().manual_seed(2)
+    c = [torch.randint(0, K, (300,), generator=g) for _ in range(N)]
+    mixed = (c[0] + c[1] + c[2]) % K
+    noise = torch.rand(300, generator=g) < 0.25
+    lik = CountLikelihood.fit([(*c, torch.where(noise, 1 - mixed, mixed))], K)
+    m = torch.tensor([[1, 0]])
+    seqs = torch.tensor(list(itertools.product(range(K), repeat=S)))                       # (K^S, S)
+    grid = torch.tensor(list(itertools.product(range(len(seqs)), repeat=N)))               # every triple of sequences
+    z = [seqs[grid[:, n]] for n in range(N)]
+    with torch.no_grad():
+        scores = sum(p.log_prob(zn) for p, zn in zip(priors, z)) + 2.0 * lik.log_prob(*z, m.expand_as(z[0])).sum(-1)
+    best = scores.argmax()
+    res = lass_search(priors, lik, m, LASSConfig(method="beam", n_rows=(K**N) ** S, likelihood_weight=2.0))
+    top = res.codes[0, res.score[0].argmax()]                                             # (N, S)
+    assert res.codes.shape[2] == N
+    assert all(torch.equal(top[n], z[n][best]) for n in range(N))
+    assert math.isclose(float(res.score[0].max()), float(scores[best]), abs_tol=1e-4)
+    unbatched = lass_search(priors, lik, m, LASSConfig(method="beam", n_rows=4, likelihood_weight=2.0, batched_priors=False))
+    batched = lass_search(priors, lik, m, LASSConfig(method="beam", n_rows=4, likelihood_weight=2.0))
+    assert torch.equal(unbatched.codes, batched.codes)
+    with pytest.raises(ValueError, match="3-source count likelihood"):
+        lass_search(priors[:2], lik, m, LASSConfig(method="greedy"))
+
+
+def test_fit_count_likelihood_takes_n_sources():
+    from sepcore.separation.lass import fit_count_likelihood
+
+    torch.manual_seed(0)
+    vq = VQVAE(VQVAEConfig(dims=1, strides=(2, 2), width=8, res_depth=1, dilation_growth=1, codebook_size=8, code_dim=4))
+    x = torch.randn(3, 6, 64)
+    lik = fit_count_likelihood(vq, x[0], x[1], x[2], batch=4)
+    assert lik.n_sources == 3 and lik.n_positions == 6 * 16 and int(lik.counts.sum()) == 6 * lik.n_positions
+    with pytest.raises(ValueError, match="paired source tensors"):
+        fit_count_likelihood(vq, x[0], x[1, :3])

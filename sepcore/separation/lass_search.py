@@ -19,18 +19,18 @@ when the models are there). Sequences longer than a prior's ``block_size`` conti
 sliding context: the cache is rebuilt from ``[start, last block_size // 2 codes]``.
 
 Speed: with ``batched_priors`` (default) the two priors run as one
-:class:`sepcore.models.stacked_prior.StackedPriors` call per step with one KV cache of ``2 R``
+:class:`sepcore.models.stacked_prior.StackedPriors` call per step with one KV cache of ``N R``
 rows (same search up to float rounding; tested), and a beam that forks copies its parent's cache
 rows directly (:func:`reorder_cache_inplace`).
 
-N > 2 sources (not implemented). The likelihood of paper 004 is a count table
-``p(m_s | i, j)`` fitted on 2-source mixtures of training codes; three sources need a new table
-``p(m_s | i, j, l)`` fitted on 3-source mixtures (``K^4`` = 4.3e9 dense entries for K = 256; its
-non-zero slice per mixture code grows roughly like ``K^2``), i.e. a new likelihood artifact, not
-a search change. With it, a pruned search would score the ``k^3`` triples of the priors' top-k
-codes per row (``R k^3`` sparse lookups per step: 10 beams, k = 16: 4.1e4) instead of the slice.
-A recursive scheme (separate one source against "the rest") needs a prior and counts for every
-sub-mixture class, i.e. new models too.
+N > 2 sources: with an N-source :class:`CountLikelihood` (fitted on N-source training
+mixtures) and N priors, the step is the same with ``(i, j)`` replaced by the tuples of the slice,
+``score_r(i_1..i_N) = running_r + sum_n log p_n(i_n | z_n,<s) + lambda log p(m_s | i_1..i_N)``; the
+cost per step is ``R L`` gathers for a slice of ``L`` tuples (the stored tuples of one mixture
+code; ``L`` is bounded by ``N!`` times the counted positions with that code) plus the N prior
+calls. Unlike the pruned latent Bayes of :mod:`sepcore.separation.latent_bayes_pruned`, nothing
+is pruned: the slice already lists every tuple with non-floor likelihood. The price is coverage:
+a triple never counted in training is never proposed.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class LASSConfig(ProfileConfig):
 
 @dataclass
 class SearchResult:
-    codes: torch.Tensor       # (M, n_rows, 2, S) sequences (the best row: ``score.argmax(1)``)
+    codes: torch.Tensor       # (M, n_rows, N, S) sequences (the best row: ``score.argmax(1)``)
     score: torch.Tensor       # (M, n_rows) running log posterior score (unnormalised)
     seconds: float
 
@@ -142,17 +142,19 @@ def stack_priors(priors) -> StackedPriors | None:
 @torch.no_grad()
 def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, config: LASSConfig,
                 generator: torch.Generator | None = None, stacked: StackedPriors | None = None) -> SearchResult:
-    """Algorithm 1 for ``mix_codes: (M, S)`` (flattened latent codes of M mixtures).
+    """Algorithm 1 for ``mix_codes: (M, S)`` (flattened latent codes of M mixtures), N = ``len(priors)``.
 
     ``stacked``: the priors as one :class:`StackedPriors` (built here when ``config.batched_priors``
     and not given); the search is the same up to float rounding of the prior log-probabilities.
 
-    Returns :class:`SearchResult` with ``codes: (M, n_rows, 2, S)``.
+    Returns :class:`SearchResult` with ``codes: (M, n_rows, N, S)``.
     """
     if config.method not in SAMPLERS:
         raise ValueError(f"LASSConfig.method must be one of {SAMPLERS}, got {config.method!r}")
-    if len(priors) != 2:
-        raise ValueError(f"LASS takes two priors (one may be passed twice), got {len(priors)}; N > 2 is not implemented")
+    N = len(priors)
+    if N < 2 or N != likelihood.n_sources:
+        raise ValueError(f"LASS takes one prior per source (one may be passed twice): got {N} priors for a "
+                         f"{likelihood.n_sources}-source count likelihood")
     started = time.perf_counter()
     device = mix_codes.device
     M, S = mix_codes.shape
@@ -160,11 +162,12 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     R = M * B
     if config.batched_priors and stacked is None:
         stacked = stack_priors(priors)
-    if config.batched_priors and stacked is not None:
+    batched = config.batched_priors and stacked is not None
+    if batched:
         state = _StackedState(stacked, R, device)
     else:
         states = [_PriorState(p, R, device) for p in priors]
-    codes = torch.empty(R, 2, S, dtype=torch.long, device=device)
+    codes = torch.empty(R, N, S, dtype=torch.long, device=device)
     running = torch.zeros(M, B, device=device)
     if config.method == "beam":
         running[:, 1:] = float("-inf")              # all beams start identical: expand from one
@@ -172,17 +175,18 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     row_mix = torch.arange(M, device=device).repeat_interleave(B)
     lam = config.likelihood_weight
     for s in range(S):
-        if config.batched_priors and stacked is not None:
-            lp1, lp2 = state.log_probs(codes[:, :, :s])
+        if batched:
+            log_priors = state.log_probs(codes[:, :, :s])                       # (N, R, K)
         else:
-            lp1 = states[0].log_probs(codes[:, 0, :s])
-            lp2 = states[1].log_probs(codes[:, 1, :s])
-        i, j, ll = likelihood.gather_slices(mix_codes[row_mix, s])           # (R, L)
-        table = lp1.gather(1, i) + lp2.gather(1, j) + lam * ll               # (R, L)
+            log_priors = [st.log_probs(codes[:, n, :s]) for n, st in enumerate(states)]
+        *slice_codes, ll = likelihood.gather_slices(mix_codes[row_mix, s])   # N x (R, L), (R, L)
+        table = lam * ll
+        for lp, idx in zip(log_priors, slice_codes):
+            table = table + lp.gather(1, idx)                                 # (R, L)
         if config.method == "beam":
             L = table.shape[1]
             total = (running[:, None] + table).reshape(M, B * L)
-            chosen = select(total, method="greedy", n=B)                     # (M, B) over beams x pairs
+            chosen = select(total, method="greedy", n=B)                     # (M, B) over beams x tuples
             order = _keep_slots(chosen.indices // L, B).to(device)            # survivors stay in place
             flat = chosen.indices.gather(1, order)
             beam, col = flat // L, (flat % L).reshape(R)
@@ -195,15 +199,15 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
                             temperature=1.0 if config.method == "greedy" else config.temperature, generator=generator)
             rows, col = None, chosen.indices[:, 0]
             running = running + table.gather(1, col[:, None])[:, 0]
-        r = torch.arange(R, device=device)
-        ci, cj = i[r if rows is None else rows, col], j[r if rows is None else rows, col]
-        codes[:, 0, s], codes[:, 1, s] = ci, cj
-        if config.batched_priors and stacked is not None:
-            state.advance(torch.stack([ci, cj]), rows)
+        source_rows = torch.arange(R, device=device) if rows is None else rows
+        step_codes = torch.stack([idx[source_rows, col] for idx in slice_codes])  # (N, R)
+        codes[:, :, s] = step_codes.T
+        if batched:
+            state.advance(step_codes, rows)
         else:
-            states[0].advance(ci, rows)
-            states[1].advance(cj, rows)
-    return SearchResult(codes.reshape(M, B, 2, S), running.reshape(M, B), time.perf_counter() - started)
+            for st, c in zip(states, step_codes):
+                st.advance(c, rows)
+    return SearchResult(codes.reshape(M, B, N, S), running.reshape(M, B), time.perf_counter() - started)
 
 
 def _keep_slots(parent: torch.Tensor, B: int) -> torch.Tensor:
@@ -232,13 +236,13 @@ def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 50
     ``decay_every`` steps, as the reference code).
 
     Args:
-        codes: ``(R, 2, *latent)``; mixture: ``(R, *spatial)``.
+        codes: ``(R, N, *latent)``; mixture: ``(R, *spatial)``.
     Returns:
-        ``(sources (R, 2, *spatial), mixture error per step (steps + 1,))``.
+        ``(sources (R, N, *spatial), mixture error per step (steps + 1,))``.
     """
-    R = codes.shape[0]
+    R, N = codes.shape[:2]
     latent = codes.shape[2:]
-    z0 = vqvae.embed(codes.reshape(R * 2, *latent)).detach()
+    z0 = vqvae.embed(codes.reshape(R * N, *latent)).detach()
     z = z0.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, step_size=decay_every, gamma=0.5)
@@ -251,7 +255,7 @@ def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 50
     try:
         for step in range(steps + 1):
             decoded = vqvae.decode_embeddings(z)
-            sources = decoded.reshape(R, 2, *decoded.shape[1:])
+            sources = decoded.reshape(R, N, *decoded.shape[1:])
             err = (mix(sources, dim=1).reshape(R, -1) - target).pow(2).mean(1)        # (R,)
             errors.append(float(err.detach().mean()))
             if step == steps:
@@ -269,11 +273,11 @@ def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 50
 
 
 class LASSSeparator:
-    """``separate(mixture (T,)) -> (2, T)`` for audio; ``separate_images(m (M, H, W)) -> (M, 2, H, W)``.
+    """``separate(mixture (T,)) -> (N, T)`` for audio; ``separate_images(m (M, H, W)) -> (M, N, H, W)``.
 
     Args:
-        vqvae: the (shared) VQ-VAE; priors: two :class:`TransformerPrior` (the same one twice for a
-            class-agnostic prior); likelihood: the fitted :class:`CountLikelihood`.
+        vqvae: the (shared) VQ-VAE; priors: N :class:`TransformerPrior` (the same one twice for a
+            class-agnostic prior); likelihood: the fitted N-source :class:`CountLikelihood`.
     """
 
     def __init__(self, vqvae, priors, likelihood: CountLikelihood, config: LASSConfig | None = None, device="auto"):
@@ -299,7 +303,7 @@ class LASSSeparator:
 
     @torch.no_grad()
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``(T,) -> (2, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample."""
+        """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample."""
         T = mixture.shape[-1]
         hop = self.vqvae.config.hop
         padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop))
@@ -307,7 +311,7 @@ class LASSSeparator:
                              self.stacked)
         self.last = result
         best = result.score[0].argmax()
-        codes = result.codes[0, best]                                             # (2, S)
+        codes = result.codes[0, best]                                             # (N, S)
         if self.config.refine_steps:
             sources, _ = refine(self.vqvae, codes[None], padded.to(self.device), steps=self.config.refine_steps,
                                 lr=self.config.refine_lr, proximity=self.config.refine_proximity)
@@ -315,7 +319,7 @@ class LASSSeparator:
         return self.vqvae.decode(codes).float().cpu()[:, :T]
 
     def separate_images(self, mixtures: torch.Tensor, refine_steps: int | None = None) -> torch.Tensor:
-        """``(M, H, W)`` or ``(M, 1, H, W)`` -> ``(M, 2, H, W)`` in [0, 1].
+        """``(M, H, W)`` or ``(M, 1, H, W)`` -> ``(M, N, H, W)`` in [0, 1].
 
         Of the ``n_rows`` candidates of each mixture, keeps the one whose decoded mixture is closest
         to ``m`` in L2 (the reference's rule for MNIST), then refines (Eq. 12-13) if asked.
@@ -328,11 +332,12 @@ class LASSSeparator:
                                  self.stacked)
             self.last = result
             B = result.codes.shape[1]
-            flat = result.codes.reshape(M * B * 2, *latent.shape[1:])
-            decoded = self.vqvae.decode(flat).reshape(M, B, 2, *m.shape[1:])
+            N = result.codes.shape[2]
+            flat = result.codes.reshape(M * B * N, *latent.shape[1:])
+            decoded = self.vqvae.decode(flat).reshape(M, B, N, *m.shape[1:])
             error = (mix(decoded, dim=2) - m[:, None]).pow(2).flatten(2).sum(-1)  # (M, B)
             best = error.argmin(1)
-            chosen = result.codes[torch.arange(M), best].reshape(M, 2, *latent.shape[1:])
+            chosen = result.codes[torch.arange(M), best].reshape(M, N, *latent.shape[1:])
             sources = decoded[torch.arange(M), best]
         steps = self.config.refine_steps if refine_steps is None else refine_steps
         if steps:

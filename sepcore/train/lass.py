@@ -11,7 +11,9 @@ use the **sum** mixture (BASIS and LASS); training data are the training split o
 embedded digits set has only 1438 training images).
 
 Audio: the counts over the codes of drums, bass and their mixture (:mod:`sepcore.mixing`, the
-package's mean) on random training crops, with the shared VQ-VAE of :mod:`sepcore.train.latents`.
+package's mean) on random training crops, with the shared VQ-VAE of :mod:`sepcore.train.latents`;
+``--classes drums bass guitar`` counts three-source mixtures (the N-source table of
+:class:`sepcore.separation.lass.CountLikelihood`).
 """
 
 from __future__ import annotations
@@ -193,15 +195,24 @@ class AudioCountsConfig(ProfileConfig):
 
 def fit_audio_counts(vqvae: VQVAE, config: AudioCountsConfig, *, profile: str, data_root=None,
                      classes=("drums", "bass")) -> tuple[CountLikelihood, str]:
-    """Counts over random training crops of the two classes and their mixture (package mixing)."""
+    """Counts over random training crops of the N ``classes`` and their mixture (package mixing).
+
+    Crop ``r`` of every class forms mixture ``r`` (independent random crops, as the priors' data).
+    """
     from sepcore.train.stems import stem_source
 
     sources = [stem_source(c, profile=profile, data_root=data_root) for c in classes]
     generator = torch.Generator().manual_seed(config.seed)
     length = config.crop_length - config.crop_length % vqvae.config.hop
-    x1 = torch.cat([sources[0].random_crops(min(64, config.n_crops - s), length, generator) for s in range(0, config.n_crops, 64)])
-    x2 = torch.cat([sources[1].random_crops(min(64, config.n_crops - s), length, generator) for s in range(0, config.n_crops, 64)])
-    return fit_count_likelihood(vqvae, x1, x2, batch=32), getattr(sources[0], "data", "")
+    crops = [torch.cat([source.random_crops(min(64, config.n_crops - s), length, generator)
+                        for s in range(0, config.n_crops, 64)]) for source in sources]
+    return fit_count_likelihood(vqvae, *crops, batch=32), getattr(sources[0], "data", "")
+
+
+def audio_counts_name(vqvae_path, classes=("drums", "bass")) -> str:
+    """``audio_counts_<vqvae>.pt`` for drums + bass, ``audio_counts_<vqvae>_<c1>_<c2>_...pt`` otherwise."""
+    suffix = "" if tuple(classes) == ("drums", "bass") else "_" + "_".join(classes)
+    return f"audio_counts_{Path(vqvae_path).stem}{suffix}.pt"
 
 
 def main(argv=None) -> None:
@@ -210,6 +221,7 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
     parser.add_argument("--out-dir", default=str(CHECKPOINTS))
     parser.add_argument("--vqvae", default=str(REPO_ROOT / "checkpoints" / "latents" / "lqvae.pt"))
+    parser.add_argument("--classes", nargs="+", default=["drums", "bass"], help="audio-counts: N >= 2 source classes")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -219,12 +231,12 @@ def main(argv=None) -> None:
     else:
         vq = load_model(args.vqvae, expect_class=VQVAE, device=args.device).eval()
         likelihood, data = fit_audio_counts(vq, AudioCountsConfig.for_profile(args.profile), profile=args.profile,
-                                            data_root=args.data_root)
+                                            data_root=args.data_root, classes=tuple(args.classes))
         import hashlib
 
         digest = hashlib.sha256(Path(args.vqvae).read_bytes()).hexdigest()
-        save_counts(Path(args.out_dir) / f"audio_counts_{Path(args.vqvae).stem}.pt", likelihood,
-                    {"vqvae": Path(args.vqvae).name, "vqvae_sha256": digest, "data": data,
+        save_counts(Path(args.out_dir) / audio_counts_name(args.vqvae, args.classes), likelihood,
+                    {"vqvae": Path(args.vqvae).name, "vqvae_sha256": digest, "data": data, "classes": list(args.classes),
                      "density_percent": likelihood.density, "config": AudioCountsConfig.for_profile(args.profile).to_dict()})
         print(f"density {likelihood.density:.4f}% nnz {likelihood.nnz}")
     print(f"wall time {time.time() - started:.1f} s")
