@@ -5,7 +5,10 @@
 ``blind``, ``supervised`` (an upper bound: it trains on (mixture, sources) pairs), ``oracle``
 (an upper bound: it reads the true sources) or ``generative``. The blind baselines, the ideal
 masks and the Conv-TasNet are registered here, and :func:`register_generative` adds the
-generative methods of the user API; another method joins the results chapter by calling
+generative methods of the user API. Two oracles of their own kind, the codec ceilings
+(:data:`CODEC_ORACLES`), decode the codes of the true sources with the committed LQ-VAE and VQ-VAE:
+the latent methods return such decodes, so these rows say what their codec lets them reach.
+Another method joins the results chapter by calling
 :func:`register`, or by writing its per-chunk scores (the frame returned by
 :func:`sepcore.evaluation.evaluate` plus a ``pair`` column, e.g. ``drums/bass``) to
 ``tables/<chapter>/per_chunk*.csv``, which :func:`collect_external` reads.
@@ -78,6 +81,26 @@ for _method, _name in BLIND_NAMES.items():
     register(MethodSpec(_name, "blind", _blind(_method), "fixed class assignment (sepcore.separation.blind)"))
 register(MethodSpec("IRM", "oracle", _oracle("irm"), "ideal ratio mask, |S_k| / sum_j |S_j|"))
 register(MethodSpec("IBM", "oracle", _oracle("ibm"), "ideal binary mask"))
+MASK_ORACLES = ("IRM", "IBM")
+
+
+def _codec_oracle(kind: str):
+    def build(dataset, classes, sample_rate):
+        from sepcore.checkpoints import load_model
+        from sepcore.models.vqvae import VQVAE
+        from sepcore.separation.oracle import codec_oracle_separator
+        from sepcore.utils import REPO_ROOT
+
+        vqvae = load_model(REPO_ROOT / "checkpoints" / "latents" / f"{kind}.pt", expect_class=VQVAE).eval()
+        return codec_oracle_separator(dataset, vqvae)
+    return build
+
+
+# The codec ceilings of the latent methods: the committed autoencoders' decodes of the true sources' codes.
+CODEC_ORACLES = {"LQ-VAE codes": "lqvae", "VQ-VAE codes": "vqvae"}
+for _name, _kind in CODEC_ORACLES.items():
+    register(MethodSpec(_name, "oracle", _codec_oracle(_kind),
+                        f"D(Q(E(s_k))) with checkpoints/latents/{_kind}.pt: the ceiling of code-sequence estimates"))
 
 
 def register_supervised(checkpoint: str | Path, device: str = "auto", name: str = "Conv-TasNet") -> MethodSpec:

@@ -286,3 +286,20 @@ def test_fit_count_likelihood_takes_n_sources():
     assert lik.n_sources == 3 and lik.n_positions == 6 * 16 and int(lik.counts.sum()) == 6 * lik.n_positions
     with pytest.raises(ValueError, match="paired source tensors"):
         fit_count_likelihood(vq, x[0], x[1, :3])
+
+
+def test_audio_separator_refines_under_its_no_grad():
+    """``separate`` runs under ``no_grad``; refinement must still take gradient steps (it once raised)."""
+    torch.manual_seed(0)
+    vq = VQVAE(VQVAEConfig(dims=1, strides=(2, 2), width=8, res_depth=1, dilation_growth=1, codebook_size=8, code_dim=4))
+    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8))
+    x = torch.randn(2, 20, 64)
+    from sepcore.separation.lass import fit_count_likelihood
+
+    lik = fit_count_likelihood(vq, x[0], x[1])
+    m = 0.5 * (x[0, 0] + x[1, 0])
+    plain = LASSSeparator(vq, [prior, prior], lik, LASSConfig(method="greedy"), device="cpu").separate(m)
+    refined = LASSSeparator(vq, [prior, prior], lik, LASSConfig(method="greedy", refine_steps=30, refine_proximity=0.0),
+                            device="cpu").separate(m)
+    assert plain.shape == refined.shape == (2, 64)
+    assert (refined.mean(0) - m).pow(2).mean() < 0.9 * (plain.mean(0) - m).pow(2).mean()

@@ -53,3 +53,22 @@ def test_oracle_separator_looks_up_the_references_and_refuses_strangers():
     torch.testing.assert_close(separate(dataset[0]["mixture"]), ideal_mask_separate(mix(sources), sources))
     with pytest.raises(KeyError, match="not in its dataset"):
         separate(torch.zeros(16384))
+
+
+def test_codec_oracle_decodes_the_codes_of_each_true_source():
+    from sepcore.models.vqvae import VQVAE, VQVAEConfig
+    from sepcore.separation.oracle import codec_oracle_separator
+
+    torch.manual_seed(0)
+    vq = VQVAE(VQVAEConfig(dims=1, strides=(2, 2), width=8, res_depth=1, dilation_growth=1, codebook_size=8, code_dim=4)).eval()
+    sources = torch.randn(2, 61)                                    # not a multiple of the hop (4)
+    dataset = [{"id": "a", "sources": sources, "mixture": mix(sources)}]
+    separate = codec_oracle_separator(dataset, vq)
+    out = separate(dataset[0]["mixture"])
+    assert out.shape == (2, 61) and separate.oracle
+    padded = torch.nn.functional.pad(sources, (0, 3))
+    with torch.no_grad():
+        for k in range(2):                                          # each source on its own, not the mixture
+            torch.testing.assert_close(out[k], vq.decode(vq.encode(padded[k:k + 1]))[0, :61])
+    with pytest.raises(KeyError, match="not in its dataset"):
+        separate(torch.zeros(61))

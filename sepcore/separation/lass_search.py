@@ -253,18 +253,19 @@ def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 50
     for p in vqvae.parameters():
         p.requires_grad_(False)
     try:
-        for step in range(steps + 1):
-            decoded = vqvae.decode_embeddings(z)
-            sources = decoded.reshape(R, N, *decoded.shape[1:])
-            err = (mix(sources, dim=1).reshape(R, -1) - target).pow(2).mean(1)        # (R,)
-            errors.append(float(err.detach().mean()))
-            if step == steps:
-                break
-            loss = err.sum() + proximity * (z - z0).pow(2).flatten(1).sum(1).sum()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+        with torch.enable_grad():                  # callers may hold no_grad (LASSSeparator.separate)
+            for step in range(steps + 1):
+                decoded = vqvae.decode_embeddings(z)
+                sources = decoded.reshape(R, N, *decoded.shape[1:])
+                err = (mix(sources, dim=1).reshape(R, -1) - target).pow(2).mean(1)        # (R,)
+                errors.append(float(err.detach().mean()))
+                if step == steps:
+                    break
+                loss = err.sum() + proximity * (z - z0).pow(2).flatten(1).sum(1).sum()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
     finally:
         for p in vqvae.parameters():
             p.requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Oracle masks: ideal ratio and ideal binary masks on the STFT. UPPER BOUNDS, not methods.
+"""Oracle masks and the codec ceiling. UPPER BOUNDS, not methods.
 
 Both masks are computed from the true sources, so they bound what any mask-based method can
 reach with the same STFT (:mod:`sepcore.separation.blind.stft`: Hann, 2048 / 512). With
@@ -14,6 +14,12 @@ Every separator in the package has the call ``separate(mixture) -> (n_sources, t
 oracle needs the references as well, so :func:`oracle_separator` returns a separator that
 looks the references up by the mixture's content (a dataset's mixtures are distinct). It
 must only ever be labelled an oracle.
+
+The codec ceiling (:func:`codec_oracle_separator`): ``D(Q(E(s_k)))``, each true source passed
+through a VQ-VAE. A latent method (latent Bayes, LASS without refinement) returns decodes of code
+sequences, and the codes of the true sources are the natural best such sequence, so this bounds
+what the codec lets those methods reach (not strictly: another code sequence may score a higher
+SDR, which is why it is labelled an oracle and not a proof).
 """
 
 from __future__ import annotations
@@ -55,23 +61,53 @@ def _key(mixture: torch.Tensor) -> str:
     return hashlib.sha1(array.tobytes()).hexdigest()
 
 
-def oracle_separator(dataset: Sequence[dict], kind: str = "irm", power: float = 1.0,
-                     indices: Sequence[int] | None = None, **options):
-    """ORACLE separator for ``dataset``: ``mixture (time,) -> (n_sources, time)`` using its references.
-
-    Raises ``KeyError`` naming the fix when asked for a mixture that is not in ``dataset``.
-    """
+def _reference_lookup(dataset: Sequence[dict], indices: Sequence[int] | None):
+    """``mixture -> its true sources`` over ``dataset[indices]``, keyed by the mixture's content."""
     indices = range(len(dataset)) if indices is None else indices
     references = {}
     for index in indices:
         item = dataset[index]
         references[_key(item["mixture"])] = item["sources"]
 
-    def separate(mixture: torch.Tensor) -> torch.Tensor:
+    def lookup(mixture: torch.Tensor) -> torch.Tensor:
         key = _key(mixture)
         if key not in references:
-            raise KeyError("oracle_separator got a mixture that is not in its dataset; build it on the dataset you evaluate.")
-        return ideal_mask_separate(mixture, references[key], kind, power, **options)
+            raise KeyError("an oracle separator got a mixture that is not in its dataset; build it on the dataset you evaluate.")
+        return references[key]
+
+    return lookup
+
+
+def oracle_separator(dataset: Sequence[dict], kind: str = "irm", power: float = 1.0,
+                     indices: Sequence[int] | None = None, **options):
+    """ORACLE separator for ``dataset``: ``mixture (time,) -> (n_sources, time)`` using its references.
+
+    Raises ``KeyError`` naming the fix when asked for a mixture that is not in ``dataset``.
+    """
+    lookup = _reference_lookup(dataset, indices)
+
+    def separate(mixture: torch.Tensor) -> torch.Tensor:
+        return ideal_mask_separate(mixture, lookup(mixture), kind, power, **options)
+
+    separate.oracle = True
+    return separate
+
+
+def codec_oracle_separator(dataset: Sequence[dict], vqvae, indices: Sequence[int] | None = None):
+    """ORACLE codec ceiling: ``mixture (time,) -> D(Q(E(s_k))) (n_sources, time)`` from the true sources.
+
+    ``vqvae``: a 1-D :class:`sepcore.models.vqvae.VQVAE`; each source is zero-padded to a multiple
+    of its hop, encoded, decoded and cropped back.
+    """
+    lookup = _reference_lookup(dataset, indices)
+    device = vqvae.codebook.device
+
+    @torch.no_grad()
+    def separate(mixture: torch.Tensor) -> torch.Tensor:
+        sources = torch.as_tensor(lookup(mixture)).float()
+        T = sources.shape[-1]
+        padded = torch.nn.functional.pad(sources, (0, (-T) % vqvae.config.hop)).to(device)
+        return vqvae.decode(vqvae.encode(padded)).float().cpu()[:, :T]
 
     separate.oracle = True
     return separate
