@@ -341,7 +341,7 @@ def _register_builtin_methods() -> None:
                            "alpha": Knob(0.0, 0.0, 1.0, 0.5, help="rejection: weight of the time-domain likelihood")},
                     requires=("sepcore.separation.latent_bayes",))
     register_method("lass", "sepcore.separation.adapters:make_lass",
-                    description="LASS: count likelihood + beam search over latent priors (Postolache et al.)",
+                    description="LASS: count likelihood + beam search over latent priors (Postolache et al.; drums+bass, or drums+bass+guitar)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs={"n_beams": Knob(10, 1, 32, 1, help="beams (or candidates for the samplers)"),
                            "likelihood_weight": Knob(3.0, 0.0, 10.0, 0.5, help="lambda"),

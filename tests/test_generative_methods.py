@@ -39,6 +39,14 @@ def test_music_methods_through_the_api(method, knobs):
     assert estimates.shape == (2, 8192) and torch.isfinite(estimates).all()
 
 
+@pytest.mark.parametrize("method", ["lass", "latent-bayes"])
+def test_three_sources_through_the_api(method):
+    mixture = 0.1 * torch.randn(4096, generator=torch.Generator().manual_seed(1))
+    knobs = {"n_beams": 2} if method == "lass" else {"n_candidates": 2}
+    estimates = sepcore.separate(mixture, method=method, sources=("drums", "bass", "guitar"), sample_rate=22050, **knobs)
+    assert estimates.shape == (3, 4096) and torch.isfinite(estimates).all()
+
+
 def test_missing_prior_names_the_file():
     with pytest.raises(CheckpointError, match="toy_drums.pt"):
         sepcore.separate(_toy_mixture(), method="langevin", sources=("drums", "bass"), sample_rate=14700)

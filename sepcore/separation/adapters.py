@@ -113,14 +113,19 @@ def make_latent_bayes(sources: Sequence[str], *, checkpoint="checkpoints/latents
 
 def make_lass(sources: Sequence[str], *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
               sampler: str = "beam", n_beams: int = 10, likelihood_weight: float = 3.0, **_unused):
-    """LASS (paper 004): ``<checkpoint>/vqvae.pt``, its priors, and ``checkpoints/lass/audio_counts_vqvae.pt``."""
+    """LASS (paper 004). Two sources: ``<checkpoint>/vqvae.pt``, its priors and
+    ``checkpoints/lass/audio_counts_vqvae.pt`` (the paper's plain VQ-VAE). More sources:
+    ``<checkpoint>/lqvae.pt``, its priors and the N-source counts
+    ``checkpoints/lass/audio_counts_lqvae_<classes>.pt`` (drums, bass, guitar are committed)."""
     from pathlib import Path
 
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
-    from sepcore.train.lass import CHECKPOINTS, load_counts
+    from sepcore.train.lass import CHECKPOINTS, audio_counts_name, load_counts
 
-    vqvae, priors = _latent_models("vqvae", sources, checkpoint, device)
-    likelihood = load_counts(CHECKPOINTS / "audio_counts_vqvae.pt", expect_vqvae=Path(checkpoint) / "vqvae.pt")
+    kind = "vqvae" if len(sources) == 2 else "lqvae"
+    vqvae, priors = _latent_models(kind, sources, checkpoint, device)
+    likelihood = load_counts(CHECKPOINTS / audio_counts_name(f"{kind}.pt", tuple(sources)),
+                             expect_vqvae=Path(checkpoint) / f"{kind}.pt")
     config = LASSConfig.default().replace(method=sampler, n_rows=n_beams,
                                           likelihood_weight=likelihood_weight, seed=seed)
     return LASSSeparator(vqvae, priors, likelihood, config, device=device).separate
