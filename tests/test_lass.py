@@ -274,6 +274,9 @@ def test_three_source_beam_search_with_enough_beams_is_exact_map():
     assert torch.equal(unbatched.codes, batched.codes)
     with pytest.raises(ValueError, match="3-source count likelihood"):
         lass_search(priors[:2], lik, m, LASSConfig(method="greedy"))
+    vq = VQVAE(VQVAEConfig(dims=1, strides=(2,), width=8, res_depth=1, dilation_growth=1, codebook_size=K, code_dim=4))
+    with pytest.raises(ValueError, match="one prior per source"):
+        LASSSeparator(vq, priors[:2], lik, device="cpu")
 
 
 def test_fit_count_likelihood_takes_n_sources():

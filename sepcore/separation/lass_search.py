@@ -289,6 +289,9 @@ class LASSSeparator:
         if likelihood.K != K or any(p.config.vocab_size != K for p in self.priors):
             raise ValueError(f"codebook sizes differ: VQ-VAE {K}, likelihood {likelihood.K}, priors "
                              f"{[p.config.vocab_size for p in self.priors]}; fit all on the same VQ-VAE")
+        if likelihood.n_sources != len(self.priors):
+            raise ValueError(f"{len(self.priors)} priors for a {likelihood.n_sources}-source count likelihood; "
+                             "pass one prior per source and counts fitted on mixtures of as many sources")
         self.likelihood = likelihood.to(self.device)
         self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
         self.config = config or LASSConfig()
