@@ -287,6 +287,14 @@ def separate(mixture, method: str = "average", sources: Sequence[str] = ("drums"
     return estimates
 
 
+def _langevin_knobs(n_levels: int, steps: tuple[int, int, int, int]) -> dict[str, Knob]:
+    """The annealed-Langevin knobs; the toy and Slakh-format methods differ in their defaults and step
+    range (``steps``: default, low, high, step) only."""
+    return {"n_levels": Knob(n_levels, 2, 20, 1, help="number of noise levels"),
+            "steps_per_level": Knob(*steps, help="Langevin steps per level"),
+            "likelihood_weight": Knob(1.0, 0.0, 4.0, 0.1, help="weight of the mixing term")}
+
+
 def _register_builtin_methods() -> None:
     """The methods shipped with the package; one line each (see "Adding a method")."""
     register_method("average", "sepcore.separation.naive:make_average",
@@ -310,9 +318,7 @@ def _register_builtin_methods() -> None:
                     description="Annealed Langevin with noise-conditioned flow priors (toy sources; Frank, BASIS)",
                     needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/flows",
                     chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
-                    knobs={"n_levels": Knob(10, 2, 20, 1, help="number of noise levels"),
-                           "steps_per_level": Knob(100, 10, 500, 10, help="Langevin steps per level"),
-                           "likelihood_weight": Knob(1.0, 0.0, 4.0, 0.1, help="weight of the mixing term")},
+                    knobs=_langevin_knobs(n_levels=10, steps=(100, 10, 500, 10)),
                     requires=("sepcore.separation.langevin",))
     register_method("variational", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation, Beta posteriors (toy sources; Frank)",
@@ -323,9 +329,7 @@ def _register_builtin_methods() -> None:
                     description="Annealed Langevin with flow priors of the embedded Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/flows",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
-                    knobs={"n_levels": Knob(8, 2, 20, 1, help="number of noise levels"),
-                           "steps_per_level": Knob(20, 5, 200, 5, help="Langevin steps per level"),
-                           "likelihood_weight": Knob(1.0, 0.0, 4.0, 0.1, help="weight of the mixing term")},
+                    knobs=_langevin_knobs(n_levels=8, steps=(20, 5, 200, 5)),
                     requires=("sepcore.separation.langevin",))
     register_method("variational-slakh", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation, truncated-normal posteriors (Slakh-format drums, bass)",

@@ -5,7 +5,8 @@ in the ``default`` profile and trains tiny priors on the fly in ``quick`` (or wh
 :func:`cross_likelihood` is Frank's heat map (paper 002): the mean log-likelihood, in nats per
 sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps`` of class ``i``.
 :func:`discrimination` reduces it to how often, and by what margin, a crop's own prior wins;
-:func:`score_rms` measures smoothness as the RMS of the score ``d/dx log p(x | sigma)``, and
+:func:`score_rms` measures smoothness as the RMS of the score ``d/dx log p(x | sigma)``
+(:func:`prior_score`), and
 :func:`denoising_gain` how much the score knows about the clean signal (Tweedie's formula);
 :func:`training_table` summarises how each prior was trained.
 """
@@ -126,11 +127,19 @@ def discrimination(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def prior_score(prior, noisy: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``d/dy log p(y | sigma)`` of a noise-conditioned prior at ``noisy (n, time)``, same shape (gradients on
+    even under ``no_grad``)."""
+    y = noisy.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(prior.log_prob(y, sigma).sum(), y)
+    return grad
+
+
 def score_rms(prior: FlowPrior, clean: torch.Tensor, sigma: float, generator: torch.Generator) -> float:
     """RMS over samples of ``d/dx log p(x + sigma eps | sigma)``: smaller means a smoother density."""
-    noisy = (clean + sigma * torch.randn(clean.shape, generator=generator)).requires_grad_(True)
-    (grad,) = torch.autograd.grad(prior.log_prob(noisy, sigma).sum(), noisy)
-    return float(grad.pow(2).mean().sqrt())
+    noisy = clean + sigma * torch.randn(clean.shape, generator=generator)
+    return float(prior_score(prior, noisy, sigma).pow(2).mean().sqrt())
 
 
 def denoising_gain(prior, clean: torch.Tensor, sigma: float, generator: torch.Generator) -> dict:
@@ -144,10 +153,8 @@ def denoising_gain(prior, clean: torch.Tensor, sigma: float, generator: torch.Ge
     which is all annealed Langevin has to steer by at that level.
     """
     noise = sigma * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-    noisy = (clean + noise).requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(prior.log_prob(noisy, sigma).sum(), noisy)
-    denoised = noisy.detach() + sigma**2 * grad
+    noisy = clean + noise
+    denoised = noisy + sigma**2 * prior_score(prior, noisy, sigma)
     energy = clean.pow(2).sum()
     snr_in = float(10 * torch.log10(energy / noise.pow(2).sum()))
     snr_out = float(10 * torch.log10(energy / (denoised - clean).pow(2).sum()))
