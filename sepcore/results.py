@@ -28,7 +28,7 @@ import pandas as pd
 
 from sepcore.models.convtasnet import TABLE1_PAIRS
 
-FAMILIES = ("blind", "supervised", "oracle", "generative")
+FAMILIES = ("baseline", "blind", "supervised", "oracle", "generative")
 PAIRS = TABLE1_PAIRS
 
 
@@ -79,6 +79,14 @@ BLIND_NAMES = {"rpca": "rPCA", "ica": "ICA", "hpss": "HPSS", "repet": "REPET", "
                "ft2d": "FT2D", "nmf": "NMF"}
 for _method, _name in BLIND_NAMES.items():
     register(MethodSpec(_name, "blind", _blind(_method), "fixed class assignment (sepcore.separation.blind)"))
+def _mixture(dataset, classes, sample_rate):
+    from sepcore.separation.naive import average
+
+    return lambda mixture: average(mixture, len(classes))
+
+
+register(MethodSpec("mixture (ŝ = m)", "baseline", _mixture, "every source estimated by the unprocessed mixture "
+                    "(m / (w N)): the floor any method must beat"))
 register(MethodSpec("IRM", "oracle", _oracle("irm"), "ideal ratio mask, |S_k| / sum_j |S_j|"))
 register(MethodSpec("IBM", "oracle", _oracle("ibm"), "ideal binary mask"))
 MASK_ORACLES = ("IRM", "IBM")

@@ -60,8 +60,11 @@ def test_linearization_loss_known_values():
     e2 = q.embed(torch.tensor([[2]]))                               # (0, 2)
     # mean mixing: QL = B_Q((1, 1)) = code 3; LQ = B_Q(h_mix)
     assert linearization_loss(q, e1, e2, q.embed(torch.tensor([[3]]))).item() == 0.0
-    # h_mix quantises to (0, 0): ||(1, 1) - (0, 0)||^2 / 2 elements = 1
-    assert abs(linearization_loss(q, e1, e2, torch.tensor([[[0.1]], [[-0.1]]]).reshape(1, 2, 1)).item() - 1.0) < 1e-6
+    # h_mix quantises to (0, 0): ||(1, 1) - (0, 0)||^2 = 2, summed over the D = 2 channels (Eq. 8)
+    assert abs(linearization_loss(q, e1, e2, torch.tensor([[[0.1]], [[-0.1]]]).reshape(1, 2, 1)).item() - 2.0) < 1e-6
+    # a mean over positions: two positions, one exact and one off by 2, give 1
+    h_two = torch.cat([q.embed(torch.tensor([[3]])), torch.tensor([[[0.1]], [[-0.1]]]).reshape(1, 2, 1)], dim=2)
+    assert abs(linearization_loss(q, e1.repeat(1, 1, 2), e2.repeat(1, 1, 2), h_two).item() - 1.0) < 1e-6
     with set_mixing("sum"):                                         # QL = B_Q((2, 2)) = (1, 1) nearest
         assert linearization_loss(q, e1, e2, q.embed(torch.tensor([[3]]))).item() == 0.0
 

@@ -13,7 +13,7 @@ Losses (Eq. 1-4 and 7-10 of paper 003):
 * codebook: an EMA codebook (Jukebox, van den Oord et al. 2017 App. A.1) replaces the
   gradient codebook loss of Eq. 3; dead codes are restarted from random encoder outputs.
 * ``L_commit`` (Eq. 4) = mean ||h - sg[e]||^2 per element, weighted by ``beta``.
-* ``L_lin`` (Eq. 8-10) = mean ||B_Q(E(w x1 + w x2)) - B_Q(w B_Q(E x1) + w B_Q(E x2))||^2,
+* ``L_lin`` (Eq. 8-10) = mean over positions of ||B_Q(E(w x1 + w x2)) - B_Q(w B_Q(E x1) + w B_Q(E x2))||^2,
   the pairs ``(x1, x2)`` being the two halves of the batch and ``w`` the package mixing
   weight (1/2 for the mean convention, :mod:`sepcore.mixing`). Quantisers in the loss are
   straight-through, so the gradient reaches the encoder and the codebook inputs.
@@ -330,18 +330,23 @@ class VQVAE(nn.Module):
 
 
 def linearization_loss(quantizer: Quantizer, q1: torch.Tensor, q2: torch.Tensor, h_mix: torch.Tensor) -> torch.Tensor:
-    """L_lin of paper 003 Eq. 8-10, mean squared error per element.
+    """L_lin of paper 003 Eq. 8-10: the squared L2 norm over the D channels, averaged over positions.
+
+    Eq. 8 is ``(1/T) sum_t ||LQ_t - QL_t||_2^2``: a sum over channels and a mean over time (and,
+    here, over the batch). Releases before 2026-11 averaged over the channels too (``F.mse_loss``),
+    i.e. 1/D of Eq. 8; the committed LQ-VAE was trained with that scaling (its README says so).
 
     Args:
         q1, q2: straight-through quantised codes B_Q(E(x1)), B_Q(E(x2)), ``(batch, D, *latent)``.
         h_mix: E(w x1 + w x2), ``(batch, D, *latent)``.
     Returns:
-        mean || LQ - QL ||^2 with QL = B_Q(w q1 + w q2) (Eq. 9) and LQ = B_Q(h_mix) (Eq. 10).
+        mean over batch and positions of || LQ - QL ||^2 with QL = B_Q(w q1 + w q2) (Eq. 9) and
+        LQ = B_Q(h_mix) (Eq. 10).
     """
     w = mixing_weight(2)
     _, ql = quantizer.quantize(w * q1 + w * q2)
     _, lq = quantizer.quantize(h_mix)
-    return F.mse_loss(lq, ql)
+    return (lq - ql).pow(2).sum(1).mean()
 
 
 @torch.no_grad()

@@ -46,6 +46,7 @@ from sepcore.models.stacked_prior import StackedPriors
 from sepcore.models.transformer import KVCache, reorder_cache_inplace
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.lass import CountLikelihood
+from sepcore.separation.masking import check_output, codes_to_sources, mask_with_waveforms
 from sepcore.separation.sampling import select
 from sepcore.utils import resolve_device
 
@@ -65,6 +66,8 @@ class LASSConfig(ProfileConfig):
     refine_proximity: float = 1e-3
     seed: int = 0
     batched_priors: bool = True         # priors of one architecture as one StackedPriors call per step
+    output: str = "raw"                 # raw decodes, or "masked": the mixture masked by them (masking.py)
+    mask_power: float = 2.0
 
     @classmethod
     def images(cls, **overrides):
@@ -295,6 +298,7 @@ class LASSSeparator:
         self.likelihood = likelihood.to(self.device)
         self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
         self.config = config or LASSConfig()
+        check_output(self.config.output)
         self.stacked = stack_priors(self.priors)
         self.last: SearchResult | None = None
 
@@ -319,8 +323,11 @@ class LASSSeparator:
         if self.config.refine_steps:
             sources, _ = refine(self.vqvae, codes[None], padded.to(self.device), steps=self.config.refine_steps,
                                 lr=self.config.refine_lr, proximity=self.config.refine_proximity)
-            return sources[0, :, :T].float().cpu()
-        return self.vqvae.decode(codes).float().cpu()[:, :T]
+            sources = sources[0, :, :T].float().cpu()
+            if self.config.output == "masked":
+                return mask_with_waveforms(mixture.reshape(-1), sources, power=self.config.mask_power)
+            return sources
+        return codes_to_sources(self.vqvae, codes, mixture.reshape(-1), self.config.output, self.config.mask_power)
 
     def separate_images(self, mixtures: torch.Tensor, refine_steps: int | None = None) -> torch.Tensor:
         """``(M, H, W)`` or ``(M, 1, H, W)`` -> ``(M, N, H, W)`` in [0, 1].

@@ -52,6 +52,7 @@ from sepcore.models.stacked_prior import StackedPriors
 from sepcore.models.vqvae import VQVAE, pair_code_table
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.latent_bayes_pruned import gram, sample_tuples
+from sepcore.separation.masking import check_output, codes_to_sources, mask_with_waveforms
 from sepcore.separation.sampling import chunk_for_budget, select
 from sepcore.utils import resolve_device
 
@@ -69,6 +70,8 @@ class LatentBayesConfig(ProfileConfig):
     seed: int = 0
     prune_k: int = 16                  # N >= 3: codes proposed per prior (k^N tuples per step)
     batched_priors: bool = True        # priors as one StackedPriors call + cached likelihood factors
+    output: str = "raw"                # raw decodes, or "masked": the mixture masked by them (masking.py)
+    mask_power: float = 2.0
 
     @classmethod
     def quick(cls):
@@ -164,6 +167,7 @@ class LatentBayesSeparator:
                 raise ValueError(f"prior vocab_size {p.config.vocab_size} != VQ-VAE codebook_size {K}; "
                                  "train the prior on codes of this VQ-VAE")
         self.config = config or LatentBayesConfig()
+        check_output(self.config.output)
         e = self.vqvae.codebook
         self.code_dist2 = (e.pow(2).sum(1)[:, None] - 2 * e @ e.T + e.pow(2).sum(1)[None]).clamp_min(0)  # (K, K)
         if self.n_sources == 2:
@@ -253,14 +257,17 @@ class LatentBayesSeparator:
         With ``alpha = 0`` the choice needs only the prior scores, so only the chosen candidate is
         decoded (the same output as decoding all B and picking it).
         """
+        flat = mixture.reshape(-1)
         if self.config.alpha != 0:
             candidates = self.sample(mixture)
-            return candidates.estimates[int(rejection_scores(candidates, mixture, self.config.alpha).argmax())]
+            chosen = candidates.estimates[int(rejection_scores(candidates, mixture, self.config.alpha).argmax())]
+            if self.config.output == "masked":
+                return mask_with_waveforms(flat, chosen, power=self.config.mask_power)
+            return chosen
         candidates = self.sample(mixture, decode=False)
         best = int(prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1]).argmax())
-        with torch.no_grad():
-            decoded = self.vqvae.decode(candidates.codes[best].to(self.device))
-        return decoded[..., :mixture.shape[-1]].float().cpu()
+        return codes_to_sources(self.vqvae, candidates.codes[best].to(self.device), flat, self.config.output,
+                                self.config.mask_power)
 
 
 def rejection_scores(candidates: Candidates, mixture: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Experiments that chapters call: each returns tables (per-chunk scores, summaries, diagnostics)."""

@@ -1,0 +1,331 @@
+"""Latent methods side by side with their diagnostics, on the same chunks in the same run.
+
+:func:`evaluate_variants` runs every :class:`Variant` (a latent separator: LASS or latent Bayes,
+over one codec, its class priors and a likelihood) on each chunk **once**, and scores both of
+its outputs from the same codes: ``raw`` (the codec's decode) and ``masked`` (the mixture masked
+by the decodes, :mod:`sepcore.separation.masking`). Beside them, on the same chunks: the mixture
+itself (``s_k = m``), HPSS (the strongest blind baseline on this data), and, labelled ORACLE, the
+codec ceilings (the true sources' codes decoded, raw and masked).
+
+Diagnostics per chunk and codec: the **consistency** of paper 003's claim (a), the fraction of
+positions where the mixture's code equals ``M[z_1, z_2]``, the code of the mean of the true
+sources' embeddings. Per chunk and variant (:func:`code_diagnostics`): the fraction of positions where
+the estimate's code equals the true source's code, and the joint score (priors plus the
+method's likelihood) of the estimate and of the true codes. ``score(estimate) > score(truth)``
+means the model prefers the wrong answer (model error: no search can fix it);
+``score(estimate) < score(truth)`` means the search missed a better sequence (search error).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from sepcore.metrics import sdr, si_sdr
+from sepcore.models.vqvae import pair_code_table
+from sepcore.separation.masking import codes_to_sources
+from sepcore.separation.naive import average
+from sepcore.utils import progress
+
+
+@dataclass
+class Variant:
+    """One latent separator: ``label`` names it in the tables; ``separator`` is a
+    :class:`~sepcore.separation.lass_search.LASSSeparator` or
+    :class:`~sepcore.separation.latent_bayes.LatentBayesSeparator`."""
+
+    label: str
+    separator: object
+    codec_label: str
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _pad(x: torch.Tensor, hop: int) -> torch.Tensor:
+    return F.pad(x.float(), (0, (-x.shape[-1]) % hop))
+
+
+@torch.no_grad()
+def true_codes(codec, sources: torch.Tensor) -> torch.Tensor:
+    """``(N, T)`` true sources -> ``(N, S)`` codes."""
+    return codec.encode(_pad(sources, codec.config.hop).to(codec.codebook.device)).cpu()
+
+
+@torch.no_grad()
+def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(codes (N, S), mixture codes (S,))`` chosen by ``separator`` for ``mixture (T,)``."""
+    from sepcore.separation.lass_search import LASSSeparator, lass_search
+    from sepcore.separation.latent_bayes import prior_scores
+
+    codec = separator.vqvae
+    padded = _pad(mixture.reshape(1, -1), codec.config.hop).to(separator.device)
+    if isinstance(separator, LASSSeparator):
+        mix_codes = separator._codes(padded)
+        result = lass_search(separator.priors, separator.likelihood, mix_codes, separator.config,
+                             separator._generator(), separator.stacked)
+        separator.last = result
+        return result.codes[0, result.score[0].argmax()].cpu(), mix_codes[0].cpu()
+    candidates = separator.sample(mixture, decode=False)
+    best = int(prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1]).argmax())
+    return candidates.codes[best].cpu(), codec.encode(padded)[0].cpu()
+
+
+@torch.no_grad()
+def joint_score(separator, codes: torch.Tensor, mix_codes: torch.Tensor) -> float:
+    """Priors plus the method's likelihood of ``codes (N, S)`` given ``mix_codes (S,)`` (nats, the
+    objective the separator maximises; LASS: ``lambda`` times the count likelihood; latent Bayes:
+    the Gaussian latent likelihood of paper 003 Eq. 6 with its ``sigma``)."""
+    from sepcore.separation.lass_search import LASSSeparator
+
+    device = separator.device
+    codes, mix_codes = codes.to(device), mix_codes.to(device)
+    total = sum(float(p.log_prob(codes[n][None])[0]) for n, p in enumerate(separator.priors))
+    if isinstance(separator, LASSSeparator):
+        ll = separator.likelihood.log_prob(*codes, mix_codes)
+        return total + separator.config.likelihood_weight * float(ll.sum())
+    d2 = separator.code_dist2[separator.pairs[codes[0], codes[1]], mix_codes]
+    return total - float(d2.sum()) / (2 * separator.config.sigma ** 2)
+
+
+def code_diagnostics(separator, estimate: torch.Tensor, truth: torch.Tensor, mix_codes: torch.Tensor,
+                     classes) -> dict:
+    """Fraction of correct codes per class and the joint scores of estimate and truth."""
+    S = min(estimate.shape[-1], truth.shape[-1])
+    row = {f"correct_{c}": float((estimate[k, :S] == truth[k, :S]).float().mean()) for k, c in enumerate(classes)}
+    row["score_estimate"] = joint_score(separator, estimate[:, :S], mix_codes[:S])
+    row["score_truth"] = joint_score(separator, truth[:, :S], mix_codes[:S])
+    row["model_error"] = row["score_estimate"] >= row["score_truth"]
+    return row
+
+
+def _score_rows(method, family, item, estimates, seconds, classes, sample_rate, pair):
+    references = item["sources"]
+    estimates = torch.as_tensor(estimates).float()[..., : references.shape[-1]]
+    chunk_sdr = sdr(references, estimates, sample_rate)
+    chunk_si = si_sdr(references, estimates)
+    return [{"method": method, "family": family, "pair": pair, "id": item["id"], "source": c,
+             "sdr": float(chunk_sdr[k]), "si_sdr": float(chunk_si[k]), "seconds": seconds,
+             "audio_seconds": references.shape[-1] / sample_rate} for k, c in enumerate(classes)]
+
+
+def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict, baselines: dict,
+                      mask_power: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every variant (raw and masked), the baselines and the codec ceilings on ``dataset[indices]``.
+
+    Args:
+        codecs: ``{label: codec}`` whose ceilings (ORACLE) are scored, raw and masked.
+        baselines: ``{label: (family, separate)}``, e.g. the mixture and HPSS.
+
+    Returns:
+        ``(scores, diagnostics)``: per (method, chunk, source) rows in the layout of
+        :func:`sepcore.evaluation.evaluate` plus ``family`` and ``pair``; per (variant, chunk) rows.
+    """
+    classes = list(dataset.classes)
+    pair = "/".join(classes)
+    sr = dataset.sample_rate
+    rows, diagnostics, pair_tables = [], [], {}
+    for index in progress(list(indices), desc="latent variants"):
+        item = dataset[index]
+        mixture = item["mixture"]
+        for label, (family, separate) in baselines.items():
+            started = time.perf_counter()
+            estimates = separate(mixture)
+            rows += _score_rows(label, family, item, estimates, time.perf_counter() - started, classes, sr, pair)
+        for label, codec in codecs.items():
+            codes = true_codes(codec, item["sources"])
+            if label not in pair_tables:
+                pair_tables[label] = pair_code_table(codec).cpu()
+            mix_codes = codec.encode(_pad(mixture.reshape(1, -1), codec.config.hop).to(codec.codebook.device))[0].cpu()
+            S = min(codes.shape[-1], mix_codes.shape[0])
+            consistent = pair_tables[label][codes[0, :S], codes[1, :S]] == mix_codes[:S]
+            diagnostics.append({"variant": f"{label} codes", "codec": label, "id": item["id"],
+                                "consistency": float(consistent.float().mean())})
+            for output in ("raw", "masked"):
+                estimates = codes_to_sources(codec, codes.to(codec.codebook.device), mixture, output, mask_power)
+                rows += _score_rows(f"{label} codes, {output} (oracle)", "oracle", item, estimates, 0.0, classes, sr, pair)
+        for variant in variants:
+            separator = variant.separator
+            started = time.perf_counter()
+            codes, mix_codes = search_codes(separator, mixture)
+            searched = time.perf_counter() - started
+            for output in ("raw", "masked"):
+                started = time.perf_counter()
+                estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), mixture, output, mask_power)
+                seconds = searched + time.perf_counter() - started
+                rows += _score_rows(f"{variant.label}, {output}", "generative", item, estimates, seconds, classes, sr, pair)
+            truth = true_codes(separator.vqvae, item["sources"])
+            diagnostics.append({"variant": variant.label, "codec": variant.codec_label, "id": item["id"],
+                                **code_diagnostics(separator, codes, truth, mix_codes, classes)})
+    return pd.DataFrame(rows), pd.DataFrame(diagnostics)
+
+
+def mixture_baseline(n_sources: int):
+    """``s_k = m / (w N)`` for every k: the unprocessed mixture (``s_k = m`` under mean mixing)."""
+    return lambda mixture: average(mixture, n_sources)
+
+
+def summary_table(scores: pd.DataFrame, diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: mean SDR per class, their mean, seconds per second, and the diagnostics' means."""
+    classes = list(dict.fromkeys(scores["source"]))
+    rows = []
+    for (method, family), group in scores.groupby(["method", "family"], sort=False):
+        row = {"method": method, "family": family}
+        for c in classes:
+            row[f"sdr_{c}"] = group[group.source == c]["sdr"].mean()
+        row["sdr_mean"] = sum(row[f"sdr_{c}"] for c in classes) / len(classes)
+        chunks = group.drop_duplicates("id")
+        row["seconds_per_second"] = chunks["seconds"].sum() / chunks["audio_seconds"].sum()
+        row["n_chunks"] = len(chunks)
+        variant = method.rsplit(", ", 1)[0]
+        d = diagnostics[diagnostics.variant == variant] if len(diagnostics) else diagnostics
+        if family == "oracle" and len(d) and "consistency" in d:
+            row["consistency_percent"] = 100 * d["consistency"].mean()
+        if family == "generative" and len(d):
+            for c in classes:
+                row[f"correct_{c}"] = d[f"correct_{c}"].mean()
+            row["model_error_percent"] = 100 * d["model_error"].mean()
+            row["score_estimate_minus_truth"] = (d["score_estimate"] - d["score_truth"]).mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the committed models
+@dataclass
+class VariantSettings:
+    """Search sizes per profile: ``quick`` is a smoke test of the plumbing on the committed models."""
+
+    n_beams: int = 10
+    n_candidates: int = 16
+    likelihood_weight: float = 3.0          # lambda of LASS (reference code); the spectral codec's is chosen on validation
+    spectral_likelihood_weight: float = 3.0
+    top_pairs: int = 8192
+    mask_power: float = 2.0
+
+    @classmethod
+    def for_profile(cls, profile: str, **overrides):
+        base = cls(n_beams=2, n_candidates=2, top_pairs=256) if profile == "quick" else cls()
+        return base if not overrides else cls(**{**base.__dict__, **overrides})
+
+
+def load_counts_file(path) -> tuple:
+    """``(CountLikelihood, metadata)`` of a counts file written by :mod:`sepcore.train.counts`."""
+    from sepcore.separation.lass import CountLikelihood
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    return CountLikelihood.from_state_dict(saved["likelihood"]), saved["metadata"]
+
+
+def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),
+                   which=None) -> list[Variant]:
+    """The latent separators compared in the LASS audio chapter, from the committed checkpoints.
+
+    ``which``: labels to build (all by default). Needs ``checkpoints/latents/{vqvae,spectral}.pt``,
+    their ``prior_<codec>_<class>.pt`` and ``checkpoints/lass/counts_<codec>_drums_bass.pt``.
+    """
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.models.transformer import TransformerPrior
+    from sepcore.separation.lass_search import LASSConfig, LASSSeparator
+    from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
+    from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
+    from sepcore.train.lass import load_counts
+
+    checkpoints = Path(checkpoints)
+    latents, lass = checkpoints / "latents", checkpoints / "lass"
+
+    def models(codec_name):
+        codec = load_model(latents / f"{codec_name}.pt", device=device).eval()
+        priors = [load_model(latents / f"prior_{codec_name}_{c}.pt", expect_class=TransformerPrior, device=device)
+                  for c in classes]
+        return codec, priors
+
+    def lass_config(lam):
+        return LASSConfig(method="beam", n_rows=settings.n_beams, likelihood_weight=lam)
+
+    variants: list[Variant] = []
+    wanted = (lambda label: True) if which is None else (lambda label: label in which)
+    vq, vq_priors = models("vqvae")
+    if wanted("LASS VQ-VAE, paper counts"):
+        counts = load_counts(lass / "audio_counts_vqvae.pt")
+        variants.append(Variant("LASS VQ-VAE, paper counts", LASSSeparator(vq, vq_priors, counts,
+                                lass_config(settings.likelihood_weight), device=device), "VQ-VAE",
+                                "raw ratios over 131k positions (the previous release's file)"))
+    vq_counts, vq_meta = load_counts_file(lass / "counts_vqvae_drums_bass.pt")
+    if wanted("LASS VQ-VAE, smoothed counts"):
+        smooth = SmoothedCountLikelihood(vq_counts, vq.codebook, top_pairs=settings.top_pairs, **vq_meta["smoothing"])
+        variants.append(Variant("LASS VQ-VAE, smoothed counts", LASSSeparator(vq, vq_priors, smooth,
+                                lass_config(settings.likelihood_weight), device=device), "VQ-VAE",
+                                f"{vq_meta['train_positions']} positions, back-off {vq_meta['smoothing']}"))
+    if wanted("latent Bayes VQ-VAE"):
+        variants.append(Variant("latent Bayes VQ-VAE", LatentBayesSeparator(vq, vq_priors, LatentBayesConfig(
+            n_candidates=settings.n_candidates, sigma=0.4), device=device), "VQ-VAE", "sigma 0.4 (paper 003 code)"))
+    sp, sp_priors = models("spectral")
+    sp_counts, sp_meta = load_counts_file(lass / "counts_spectral_drums_bass.pt")
+    if wanted("LASS spectral, raw counts"):
+        variants.append(Variant("LASS spectral, raw counts", LASSSeparator(sp, sp_priors, sp_counts,
+                                lass_config(settings.spectral_likelihood_weight), device=device), "spectral",
+                                f"{sp_meta['train_positions']} positions, raw ratios"))
+    if wanted("LASS spectral, smoothed counts"):
+        smooth = SmoothedCountLikelihood(sp_counts, sp.codebook, top_pairs=settings.top_pairs, **sp_meta["smoothing"])
+        variants.append(Variant("LASS spectral, smoothed counts", LASSSeparator(sp, sp_priors, smooth,
+                                lass_config(settings.spectral_likelihood_weight), device=device), "spectral",
+                                f"back-off {sp_meta['smoothing']}"))
+    if wanted("latent Bayes spectral"):
+        sigma = float(sp_meta["smoothing"]["sigma"])
+        variants.append(Variant("latent Bayes spectral", LatentBayesSeparator(sp, sp_priors, LatentBayesConfig(
+            n_candidates=settings.n_candidates, sigma=sigma), device=device), "spectral",
+            f"sigma {sigma:.3f}: the kernel width the count smoothing chose on validation"))
+    return variants
+
+
+def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:
+    """Pick LASS's likelihood weight and the mask power on **validation** chunks (masked output, mean SDR
+    over classes and chunks). One search per ``lambda``; every power is scored from its codes."""
+    rows = []
+    for lam in lambdas:
+        separator.config = separator.config.replace(likelihood_weight=float(lam))
+        for index in progress(list(indices), desc=f"validation lambda={lam}"):
+            item = dataset[index]
+            codes, _ = search_codes(separator, item["mixture"])
+            for power in powers:
+                estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), item["mixture"], "masked", power)
+                value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
+                rows.append({"likelihood_weight": lam, "mask_power": power, "id": item["id"], "sdr": float(value.mean())})
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["likelihood_weight", "mask_power"], as_index=False)["sdr"].mean()
+    best = table.loc[table["sdr"].idxmax()]
+    return {"likelihood_weight": float(best.likelihood_weight), "mask_power": float(best.mask_power)}, table
+
+
+def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums", "bass"), split="test", *,
+                    profile="default", data_root=None, n_windows=64) -> pd.DataFrame:
+    """Held-out NLL per code of each class prior against the unigram and bigram baselines counted on the
+    training codes, on the same fixed windows of ``split`` (nats per code; lower is better)."""
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.train.prior_fit import class_codes, fixed_windows, ngram_nll, prior_nll
+
+    rows = []
+    for codec_name in codecs:
+        codec_path = Path(checkpoints) / "latents" / f"{codec_name}.pt"
+        for c in classes:
+            prior = load_model(Path(checkpoints) / "latents" / f"prior_{codec_name}_{c}.pt")
+            train = class_codes(codec_path, c, "train", profile=profile, data_root=data_root)
+            held = [t for t in class_codes(codec_path, c, split, profile=profile, data_root=data_root) if t.shape[0] > 256]
+            window = min(512, prior.config.block_size, min(t.shape[0] for t in held))
+            windows = fixed_windows(held, window, n_windows, seed=2)
+            K = prior.config.vocab_size
+            info = prior.checkpoint_info["metadata"]
+            with torch.no_grad():
+                nll = prior_nll(prior, windows)
+            rows.append({"codec": codec_name, "class": c, "prior_nll": nll, "bigram_nll": ngram_nll(train, windows, K, 2),
+                         "unigram_nll": ngram_nll(train, windows, K, 1), "uniform_nll": float(torch.tensor(K).log()),
+                         "steps": info.get("step", info.get("steps_done")), "cpu_minutes": round(info.get("cpu_seconds", float("nan")) / 60, 1),
+                         "train_codes": info.get("train_codes")})
+    return pd.DataFrame(rows)

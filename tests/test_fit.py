@@ -1,0 +1,120 @@
+"""The shared long-run training loop: planned schedule, resume with a config check, plateau stop, curves."""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from sepcore.train.fit import ConfigMismatch, FitPlan, fit, planned_lr
+from sepcore.train.safe_paths import COMMITTED, refuse_committed_path
+
+
+def regression(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+    return x, y
+
+
+def make_model():
+    torch.manual_seed(1)
+    return torch.nn.Linear(3, 1)
+
+
+def run(tmp_path, steps=60, plan=None, config=None, model=None, log=None, **kwargs):
+    x, y = regression()
+    model = model or make_model()
+    plan = plan or FitPlan(steps=steps, lr=0.05, warmup_steps=5, eval_every=10, checkpoint_every=10, patience=100)
+    lines = []
+    result = fit(model, lambda step: (model(x).squeeze(-1) - y).pow(2).mean(),
+                 lambda: float((model(x).squeeze(-1) - y).pow(2).mean()), plan,
+                 state_path=tmp_path / "m.state.pt", config=config or {"a": 1}, curve_path=tmp_path / "curve.csv",
+                 log=log or lines.append, **kwargs)
+    return model, result, lines
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    plan = FitPlan(steps=100, lr=1.0, lr_final_ratio=0.1, warmup_steps=10)
+    assert planned_lr(0, 100, plan) == pytest.approx(0.1)
+    assert planned_lr(9, 100, plan) == pytest.approx(1.0)
+    assert planned_lr(10, 100, plan) == pytest.approx(1.0)
+    assert planned_lr(100, 100, plan) == pytest.approx(0.1)
+    middle = planned_lr(55, 100, plan)
+    assert middle == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
+    lrs = [planned_lr(s, 100, plan) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_training_lowers_the_loss_and_writes_the_curve(tmp_path):
+    model, result, _ = run(tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "curve.csv")))
+    assert result.steps_done == 60 and result.best_val < float(rows[0]["val_loss"]) / 5
+    assert [int(r["step"]) for r in rows] == list(range(10, 61, 10))
+    assert set(rows[0]) == {"step", "wall_s", "cpu_s", "train_loss", "val_loss", "lr"}
+
+
+def test_resume_continues_where_the_state_stopped(tmp_path):
+    straight, _, _ = run(tmp_path / "a", steps=60)
+    # the same run cut after 30 steps: the state at 30 is what a resumed run starts from
+    plan30 = FitPlan(steps=60, lr=0.05, warmup_steps=5, eval_every=10, checkpoint_every=10, patience=100)
+    model = make_model()
+    x, y = regression()
+    calls = []
+
+    def loss(step):
+        calls.append(step)
+        if step == 30:
+            raise KeyboardInterrupt
+        return (model(x).squeeze(-1) - y).pow(2).mean()
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, loss, lambda: float((model(x).squeeze(-1) - y).pow(2).mean()), plan30,
+            state_path=tmp_path / "b" / "m.state.pt", config={"a": 1}, log=lambda *_: None)
+    lines = []
+    resumed = torch.nn.Linear(3, 1)                                  # other weights: the state replaces them
+    fit(resumed, lambda step: (resumed(x).squeeze(-1) - y).pow(2).mean(),
+        lambda: float((resumed(x).squeeze(-1) - y).pow(2).mean()), plan30,
+        state_path=tmp_path / "b" / "m.state.pt", config={"a": 1}, log=lines.append)
+    assert any("resuming at step 30" in line for line in lines)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_different_config_is_refused(tmp_path):
+    run(tmp_path, steps=20)
+    with pytest.raises(ConfigMismatch, match=r"fields \['a'\]"):
+        run(tmp_path, steps=20, config={"a": 2})
+    with pytest.raises(ConfigMismatch, match="plan.steps"):
+        run(tmp_path, steps=30)
+
+
+def test_plateau_stops_early_and_keeps_the_best_weights(tmp_path):
+    plan = FitPlan(steps=1000, lr=0.05, warmup_steps=1, eval_every=5, checkpoint_every=5, patience=2, min_delta=10.0)
+    _, result, _ = run(tmp_path, plan=plan)
+    assert result.stopped_by.startswith("plateau") and result.steps_done == 15
+    assert result.best_step == 15
+    # a resumed plateau stop adds no steps
+    _, again, lines = run(tmp_path, plan=plan)
+    assert again.steps_done == 15 and any("resuming at step 15" in line for line in lines)
+
+
+def test_cpu_budget_plans_the_step_count_after_calibration(tmp_path):
+    plan = FitPlan(steps=10**6, cpu_minutes=1e-4, calibration_steps=5, lr=0.05, warmup_steps=1, eval_every=5,
+                   checkpoint_every=5, patience=100)
+    _, result, lines = run(tmp_path, plan=plan)
+    assert 5 < result.planned_steps < 10**6 and result.steps_done == result.planned_steps
+    assert any("CPU-minutes plan" in line for line in lines)
+
+
+def test_on_checkpoint_receives_the_best_weights(tmp_path):
+    seen = []
+    run(tmp_path, on_checkpoint=lambda model, info: seen.append((info["step"], info["best_val"])))
+    assert seen and seen[-1][0] == 60 and all(b >= seen[-1][1] for _, b in seen)
+
+
+def test_non_default_profiles_never_write_committed_checkpoints(tmp_path):
+    with pytest.raises(SystemExit, match="refusing"):
+        refuse_committed_path(COMMITTED / "latents" / "x.pt", "quick")
+    refuse_committed_path(COMMITTED / "latents" / "x.pt", "default")
+    refuse_committed_path(tmp_path / "x.pt", "quick")

@@ -1,0 +1,183 @@
+"""The spectral codec, mixture-consistent masking, the smoothed count likelihood, the prior
+baselines and the latent diagnostics."""
+
+import math
+
+import pytest
+import torch
+
+from sepcore.mixing import mix
+from sepcore.models.spectral_codec import SpectralCodec, SpectralCodecConfig
+from sepcore.models.transformer import PriorConfig, TransformerPrior
+from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.separation.lass import CountLikelihood
+from sepcore.separation.lass_search import LASSConfig, LASSSeparator, lass_search
+from sepcore.separation.lass_smoothed import (
+    SmoothedCountLikelihood,
+    dense_counts,
+    fit_smoothing,
+    kernel_log_q,
+    smoothed_log_table,
+)
+from sepcore.separation.masking import codes_to_sources, mask_with_magnitudes, mask_with_waveforms, MASK_STFT
+from sepcore.separation.blind.stft import stft
+from sepcore.train.prior_fit import ngram_nll, prior_nll, sample_windows
+
+
+def tiny_codec(**kw):
+    torch.manual_seed(0)
+    return SpectralCodec(SpectralCodecConfig(n_fft=64, hop=16, width=16, res_depth=1, codebook_size=8, code_dim=4, **kw))
+
+
+# ----------------------------------------------------------------------------- spectral codec
+def test_spectral_codec_stft_round_trip_and_shapes():
+    codec = tiny_codec()
+    x = torch.randn(3, 16 * 20)
+    spec = codec.stft(x)
+    assert spec.shape == (3, 33, 20)
+    # exact except the last n_fft / 2 samples, which the dropped last frame covers
+    assert torch.allclose(codec.istft(codec.stft(x), x.shape[-1])[:, :-32], x[:, :-32], atol=1e-5)
+    codes = codec.encode(x)
+    assert codes.shape == (3, 20) and codes.dtype == torch.long
+    assert codec.decode_magnitude(codes).shape == (3, 33, 20)
+    assert codec.decode(codes).shape == (3, 320)
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        codec.encode(torch.randn(1, 100))
+
+
+def test_spectral_features_invert_and_losses_train():
+    codec = tiny_codec()
+    magnitude = torch.rand(2, 33, 5) * 3
+    assert torch.allclose(codec.magnitude(codec.features(magnitude)), magnitude, atol=1e-5)
+    losses = codec.losses(torch.randn(2, 2, 160) * 0.1)
+    assert losses["codes"].shape == (2 * 2 + 2, 10)          # the sources and their mixtures
+    assert torch.isfinite(losses["total"]) and losses["total"].requires_grad
+
+
+# ----------------------------------------------------------------------------- masking
+def test_masked_estimates_remix_to_the_mixture_exactly():
+    torch.manual_seed(0)
+    sources = torch.randn(2, 4096)
+    m = mix(sources, dim=0)
+    estimates = torch.randn(2, 4096)
+    out = mask_with_waveforms(m, estimates)
+    assert out.shape == (2, 4096)
+    assert torch.allclose(mix(out, dim=0), m, atol=1e-4)
+
+
+def test_masks_from_the_true_sources_recover_disjoint_sources():
+    t = torch.arange(8192) / 22050
+    low, high = torch.sin(2 * math.pi * 110 * t), torch.sin(2 * math.pi * 3000 * t)
+    sources = torch.stack([low, high])
+    m = mix(sources, dim=0)
+    out = mask_with_magnitudes(m, stft(sources, MASK_STFT).abs(), MASK_STFT)
+    error = (out - sources)[:, 1024:-1024].pow(2).mean() / sources.pow(2).mean()
+    assert error < 1e-3
+
+
+def test_codes_to_sources_raw_is_the_decode_and_masked_uses_the_codec_stft():
+    codec = tiny_codec()
+    x = torch.randn(2, 320) * 0.1
+    codes = codec.encode(x)
+    m = mix(x, dim=0)
+    raw = codes_to_sources(codec, codes, m, "raw")
+    assert torch.allclose(raw, codec.decode(codes)[..., :320])
+    masked = codes_to_sources(codec, codes, m, "masked")
+    assert torch.allclose(mix(masked, dim=0), m, atol=1e-5)
+    with pytest.raises(ValueError, match="output must be"):
+        codes_to_sources(codec, codes, m, "wiener")
+
+
+# ----------------------------------------------------------------------------- smoothed likelihood
+def counts_fixture(K=5, n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, K, (n,), generator=g)
+    j = torch.randint(0, K, (n,), generator=g)
+    k = (i + j) % K
+    k[:20] = torch.randint(0, K, (20,), generator=g)
+    return CountLikelihood.fit([(i, j, k)], K), torch.stack([i, j, k], 1)
+
+
+def test_kernel_and_smoothed_table_are_normalised_over_mixture_codes():
+    lik, _ = counts_fixture()
+    codebook = torch.randn(5, 3)
+    log_q = kernel_log_q(codebook, 0.7, chunk=2)
+    assert torch.allclose(log_q.exp().sum(-1), torch.ones(5, 5), atol=1e-5)
+    table = smoothed_log_table(dense_counts(lik), log_q, 2.0)
+    assert torch.allclose(table.exp().sum(-1), torch.ones(5, 5), atol=1e-5)
+
+
+def test_smoothing_limits_counts_and_kernel():
+    lik, _ = counts_fixture()
+    counts = dense_counts(lik)
+    assert torch.equal(counts, counts.transpose(0, 1))                # both orders counted
+    log_q = kernel_log_q(torch.randn(5, 3), 0.5)
+    tiny = smoothed_log_table(counts, log_q, 1e-9)
+    seen = counts.sum(-1) > 0
+    ratio = (counts / counts.sum(-1, keepdim=True).clamp_min(1))
+    assert torch.allclose(tiny.exp()[seen], ratio[seen], atol=1e-6)
+    huge = smoothed_log_table(counts, log_q, 1e9)
+    assert torch.allclose(huge.exp(), log_q.exp(), atol=1e-5)
+    empty = torch.zeros_like(counts)
+    assert torch.allclose(smoothed_log_table(empty, log_q, 3.0), log_q, atol=1e-5)   # unseen pair: the kernel
+
+
+def test_fit_smoothing_picks_the_best_held_out_row():
+    lik, triples = counts_fixture()
+    best, grid = fit_smoothing(lik, torch.randn(5, 3), triples[:50], betas=(0.1, 10.0), sigma_scales=(0.5, 2.0))
+    assert len(grid) == 1 + 4 and grid[0]["beta"] == 0.0
+    top = max(grid[1:], key=lambda r: r["held_out_nats"])
+    assert best == {"beta": top["beta"], "sigma": top["sigma"]}
+
+
+def test_smoothed_slices_run_in_the_search_and_log_prob_matches_the_table():
+    lik, _ = counts_fixture()
+    smooth = SmoothedCountLikelihood(lik, torch.randn(5, 3), beta=1.0, sigma=1.0, top_pairs=None)
+    i, j, log_p = smooth.gather_slices(torch.tensor([0, 3]))
+    assert i.shape == (2, 25) and torch.isfinite(log_p).all()
+    assert torch.allclose(smooth.log_prob(i[1], j[1], torch.full_like(i[1], 3)), log_p[1])
+    torch.manual_seed(0)
+    priors = [TransformerPrior(PriorConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8)) for _ in range(2)]
+    result = lass_search(priors, smooth, torch.tensor([[1, 2, 3, 4]]), LASSConfig(method="beam", n_rows=3))
+    assert result.codes.shape == (1, 3, 2, 4)
+
+
+# ----------------------------------------------------------------------------- priors
+def test_ngram_baselines_match_a_direct_count():
+    train = [torch.tensor([0, 1, 0, 1, 2])]
+    windows = torch.tensor([[0, 1]])
+    uni = torch.tensor([2, 2, 1]).double() + 0.5
+    expected_uni = -(uni / uni.sum()).log()[[0, 1]].mean()
+    assert ngram_nll(train, windows, 3, 1) == pytest.approx(float(expected_uni))
+    big_row = torch.tensor([0, 2, 0]).double() + 0.5                     # after 0: 1 twice
+    expected_bi = (-(uni / uni.sum()).log()[0] - (big_row / big_row.sum()).log()[1]) / 2
+    assert ngram_nll(train, windows, 3, 2) == pytest.approx(float(expected_bi))
+
+
+def test_prior_nll_is_the_model_loss_and_windows_have_their_shape():
+    torch.manual_seed(0)
+    prior = TransformerPrior(PriorConfig(vocab_size=6, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    windows = sample_windows([torch.randint(0, 6, (40,)), torch.randint(0, 6, (9,))], 10, 5, torch.Generator())
+    assert windows.shape == (5, 10)
+    with torch.no_grad():
+        assert prior_nll(prior, windows, batch=2) == pytest.approx(float(prior.loss(windows)), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- diagnostics
+def test_joint_score_of_the_beam_is_its_running_score():
+    from sepcore.experiments.latent_variants import code_diagnostics, joint_score, search_codes
+
+    torch.manual_seed(0)
+    vq = VQVAE(VQVAEConfig(strides=(2, 2), width=8, res_depth=1, codebook_size=6, code_dim=4))
+    priors = [TransformerPrior(PriorConfig(vocab_size=6, block_size=32, n_layer=1, n_head=1, n_embd=8)) for _ in range(2)]
+    x = torch.randn(64, 32) * 0.3
+    from sepcore.separation.lass import fit_count_likelihood
+
+    lik = fit_count_likelihood(vq, x[:32], x[32:])
+    sep = LASSSeparator(vq, priors, lik, LASSConfig(method="beam", n_rows=4), device="cpu")
+    mixture = mix(torch.stack([x[0], x[40]]), dim=0)
+    codes, mix_codes = search_codes(sep, mixture)
+    assert codes.shape == (2, 8)
+    assert joint_score(sep, codes, mix_codes) == pytest.approx(float(sep.last.score[0].max()), abs=1e-3)
+    diag = code_diagnostics(sep, codes, codes, mix_codes, ["a", "b"])
+    assert diag["correct_a"] == 1.0 and diag["model_error"]
