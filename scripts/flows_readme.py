@@ -19,7 +19,7 @@ lines = [
     "|---|---|---|---|---|---|---|---|",
 ]
 for path in sorted(ROOT.glob("*.pt")):
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     meta, config = payload["metadata"], payload["config"]
     last = meta["history"][-1]
     n_params = sum(v.numel() for k, v in payload["state_dict"].items() if not k.endswith("initialized"))

@@ -20,7 +20,7 @@ def main():
     for path in sorted(FOLDER.glob("*.pt")):
         if path.name.startswith("codes_") or path.name.endswith(".state.pt"):
             continue
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         meta = payload["metadata"]
         name = path.stem
         if name in COMMANDS:

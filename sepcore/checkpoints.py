@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -35,9 +36,16 @@ def _qualname(obj) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _import(qualname: str):
+def _import(qualname: str, path=None):
+    """The class a checkpoint names; only classes of this package may be named (a file cannot make
+    the loader import arbitrary modules)."""
+    if not isinstance(qualname, str) or not qualname.startswith("sepcore."):
+        raise CheckpointError(f"{path or 'checkpoint'} names the class {qualname!r}; only sepcore classes are loaded")
     module, _, name = qualname.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise CheckpointError(f"{path or 'checkpoint'} names {qualname!r}, which this sepcore does not have") from error
 
 
 def save_checkpoint(
@@ -83,7 +91,10 @@ def read_checkpoint(path: str | Path) -> dict:
             "checkpoints/README.md, or pass retrain=True to the chapter."
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)   # tensors and plain data only: no code runs
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and plain data "
+                              "(sepcore loads weights only, so no code in a file can run)") from error
     except Exception as error:  # torch raises several types for corrupt files
         raise CheckpointError(f"checkpoint {path} could not be read ({error}); the file is corrupt or not a checkpoint.") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -105,7 +116,10 @@ def load_model(
         expect_class: the model class the caller needs; a different class raises.
     """
     payload = read_checkpoint(path)
-    model_cls = _import(payload["model_class"])
+    trusted = expect_class is not None and payload["model_class"] == _qualname(expect_class)
+    if expect_class is not None and not trusted and not str(payload["model_class"]).startswith("sepcore."):
+        raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
+    model_cls = expect_class if trusted else _import(payload["model_class"], path)
     if expect_class is not None and not issubclass(model_cls, expect_class):
         raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
     for key, wanted in (expect or {}).items():
@@ -116,7 +130,10 @@ def load_model(
             wanted = tuple(wanted)
         if found != wanted:
             raise CheckpointError(f"{path}: expected {key}={wanted!r} but the checkpoint has {key}={found!r}.")
-    config_cls = _import(payload["config_class"])
+    # outside sepcore, only the config class defined beside the class the caller asked for
+    same_module = trusted and payload["config_class"].rpartition(".")[0] == expect_class.__module__
+    config_cls = (getattr(importlib.import_module(expect_class.__module__), payload["config_class"].rpartition(".")[2])
+                  if same_module else _import(payload["config_class"], path))
     config = config_cls.from_dict(payload["config"]) if hasattr(config_cls, "from_dict") else config_cls(**payload["config"])
     model = model_cls(config)
     try:

@@ -51,7 +51,7 @@ def test_checkpoint_round_trip_through_separate(gain_checkpoint):
     mixture = torch.randn(8000)
     estimates = api.separate(mixture, method="gain", checkpoint=gain_checkpoint, sample_rate=8000)
     assert torch.allclose(estimates, torch.stack([0.25 * mixture, 0.75 * mixture]))
-    model = load_model(gain_checkpoint)
+    model = load_model(gain_checkpoint, expect_class=GainModel)
     assert model.config == GainConfig() and model.checkpoint_info["manifest_hash"] == "m1"
 
 
@@ -59,7 +59,7 @@ def test_wrong_classes_wrong_rate_and_corrupt_files_say_what_was_expected(gain_c
     with pytest.raises(CheckpointError, match=r"gain.pt: expected classes=\('drums', 'piano'\) but the checkpoint has classes=\('drums', 'bass'\)"):
         api.separate(torch.randn(8000), method="gain", sources=("drums", "piano"), checkpoint=gain_checkpoint, sample_rate=8000)
     with pytest.raises(CheckpointError, match="expected sample_rate=16000 but the checkpoint has sample_rate=8000"):
-        load_model(gain_checkpoint, expect={"sample_rate": 16000})
+        load_model(gain_checkpoint, expect={"sample_rate": 16000}, expect_class=GainModel)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(gain_checkpoint.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="corrupt.pt could not be read"):
@@ -68,6 +68,8 @@ def test_wrong_classes_wrong_rate_and_corrupt_files_say_what_was_expected(gain_c
         load_model(tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match="expected a"):
         load_model(gain_checkpoint, expect_class=torch.nn.Linear)
+    with pytest.raises(CheckpointError, match="only sepcore classes"):   # no class the caller trusts
+        load_model(gain_checkpoint)
 
 
 def test_cli_reports_a_checkpoint_mismatch_in_one_line(gain_checkpoint, tmp_path, capsys):
@@ -80,3 +82,36 @@ def test_cli_reports_a_checkpoint_mismatch_in_one_line(gain_checkpoint, tmp_path
     assert not (tmp_path / "stems").exists()
     code = main(["separate", str(tmp_path / "mix.wav"), "--method", "gain", "--out", str(tmp_path / "stems")])
     assert code == 2 and "needs a checkpoint" in capsys.readouterr().err
+
+
+class _Payload:
+    """Unpickling this runs ``touch <marker>``: a hostile checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_hostile_pickle_is_refused_and_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "sepcore-checkpoint/1", "payload": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_model(path)
+    assert not marker.exists()
+    assert main(["info", str(path)]) == 2
+    assert not marker.exists()
+
+
+def test_a_checkpoint_naming_a_class_outside_sepcore_is_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    save_checkpoint(path, GainModel(GainConfig()))
+    payload = torch.load(path, weights_only=True)
+    payload["model_class"] = "os.system"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="only sepcore classes"):
+        load_model(path)

@@ -61,7 +61,7 @@ def load_state(out, model, optimizer) -> tuple[int, dict]:
     path = state_path(out)
     if not path.exists():
         return 0, {}
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"]), state.get("extra", {})

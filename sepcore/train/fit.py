@@ -129,7 +129,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
     best_val, best_step, best_state = math.inf, -1, None
     cpu_before, wall_before, bad_evals = 0.0, 0.0, 0
     if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
         differs = _diff(state["config"]["config"], config) + [f"plan.{k}" for k in _diff(state["config"]["plan"], asdict(plan))]
         if differs:
             raise ConfigMismatch(f"{state_path} was written with another config (fields {differs}); "

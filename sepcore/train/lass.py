@@ -153,7 +153,7 @@ def load_counts(path, expect_vqvae=None) -> CountLikelihood:
     if not path.exists():
         raise FileNotFoundError(f"count likelihood {path} does not exist; train it with `python -m sepcore.train.lass "
                                 "...` (see checkpoints/lass/README.md) or pass retrain=True to the chapter")
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     expected = saved.get("metadata", {}).get("vqvae_sha256")
     if expect_vqvae is not None and expected is not None:
         import hashlib

@@ -63,7 +63,7 @@ def extract_codes(vqvae: VQVAE, source, n_sequences: int, sequence_length: int, 
     length = sequence_length - sequence_length % vqvae.config.hop
     done = []
     if out is not None and Path(out).exists():
-        saved = torch.load(out, weights_only=False)
+        saved = torch.load(out, weights_only=True)
         done = [saved["codes"]] if saved["codes"].numel() else []
         if saved.get("complete"):
             return saved["codes"]
@@ -167,7 +167,7 @@ def main(argv=None) -> None:
         codes = extract_codes(vqvae, source, config.n_sequences, config.sequence_length, seed=config.seed, out=args.out)
         print(f"{args.out}: codes {tuple(codes.shape)} from {source.data}")
         return
-    saved = torch.load(args.codes, weights_only=False)
+    saved = torch.load(args.codes, weights_only=True)
     if not saved.get("complete"):
         raise SystemExit(f"{args.codes} is incomplete; re-run `extract` with the same --out to finish it")
     codes = saved["codes"]

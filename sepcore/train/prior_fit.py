@@ -148,7 +148,7 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
              if t.shape[0] > config.window]
     val_tracks = [t for t in class_codes(codec_path, source_class, "validation", profile=config.profile,
                                          data_root=data_root) if t.shape[0] > config.window]
-    codec_config = torch.load(codec_path, map_location="cpu", weights_only=False)["config"]
+    codec_config = torch.load(codec_path, map_location="cpu", weights_only=True)["config"]
     K = int(codec_config["codebook_size"])
     prior_config = (prior_config or PriorConfig.for_profile(config.profile)).replace(vocab_size=K, source_class=source_class)
     window = min(config.window, prior_config.block_size)
