@@ -10,6 +10,7 @@ from sepcore.mixing import mix
 from sepcore.models.spectral_codec import SpectralCodec, SpectralCodecConfig
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.separation.blind.stft import stft
 from sepcore.separation.lass import CountLikelihood
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator, lass_search
 from sepcore.separation.lass_smoothed import (
@@ -19,8 +20,12 @@ from sepcore.separation.lass_smoothed import (
     kernel_log_q,
     smoothed_log_table,
 )
-from sepcore.separation.masking import codes_to_sources, mask_with_magnitudes, mask_with_waveforms, MASK_STFT
-from sepcore.separation.blind.stft import stft
+from sepcore.separation.masking import (
+    MASK_STFT,
+    codes_to_sources,
+    mask_with_magnitudes,
+    mask_with_waveforms,
+)
 from sepcore.train.prior_fit import ngram_nll, prior_nll, sample_windows
 
 
