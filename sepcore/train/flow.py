@@ -27,7 +27,7 @@ import torch
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.flow import FlowConfig, FlowPrior
 from sepcore.profiles import ProfileConfig
-from sepcore.train.budget import budget_step
+from sepcore.train.budget import budget_step, cpu_clock
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 
@@ -45,7 +45,7 @@ class FlowTrainConfig(ProfileConfig):
     p_clean: float = 0.25
     sigma_min: float = 0.01
     sigma_max: float = 1.0
-    max_minutes: float = 25.0
+    max_minutes: float = 25.0          # CPU minutes (sepcore.train.budget)
     log_every: int = 25
 
     @classmethod
@@ -116,7 +116,7 @@ def train_flow(
     device = resolve_device(device)
     model = FlowPrior(flow_config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    history, started, window = [], time.perf_counter(), []
+    history, started, window = [], cpu_clock(), []
     bar = progress(range(train_config.steps), desc=desc)
     for step in bar:
         x = sample_crops(train_config.batch_size, train_config.segment_length, generator).to(device)

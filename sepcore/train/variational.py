@@ -29,7 +29,7 @@ from torch import nn
 from sepcore.checkpoints import save_checkpoint
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
-from sepcore.train.budget import budget_step
+from sepcore.train.budget import budget_fraction, budget_step, cpu_clock
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 MixtureSampler = Callable[[int, int, torch.Generator], torch.Tensor]
@@ -46,7 +46,7 @@ class VariationalTrainConfig(ProfileConfig):
     lr_final: float = 2e-4
     grad_clip: float = 10.0
     kl_warmup: float = 0.1
-    max_minutes: float = 25.0
+    max_minutes: float = 25.0          # CPU minutes (sepcore.train.budget)
     log_every: int = 20
 
     @classmethod
@@ -66,6 +66,13 @@ def mixture_sampler(dataset) -> MixtureSampler:
         offsets = torch.randint(total - length + 1, (n,), generator=generator).tolist()
         return torch.stack([dataset[i]["mixture"][o:o + length] for i, o in zip(items, offsets)])
     return sample
+
+
+def kl_weight_fraction(done: float, warmup: float) -> float:
+    """``beta_kl`` from the spent fraction ``done`` of the budget: linear from 0 to 1 over the first ``warmup``."""
+    if warmup <= 0:
+        return 1.0
+    return min(1.0, done / warmup)
 
 
 def kl_weight(step: int, n_steps: int, warmup: float) -> float:
@@ -95,11 +102,13 @@ def train_variational(
     separator = VariationalSeparator(config).to(device).train()
     priors = [prior.to(device).eval().requires_grad_(False) for prior in priors]
     optimiser = torch.optim.Adam(separator.parameters(), lr=train_config.lr)
-    history, window, started = [], [], time.perf_counter()
+    history, window, started = [], [], cpu_clock()
     bar = progress(range(train_config.steps), desc=desc)
     for step in bar:
         mixture = sample_mixtures(train_config.batch_size, train_config.segment_length, generator).to(device)
-        beta = kl_weight(step, train_config.steps, train_config.kl_warmup)
+        # the warm-up follows the spent fraction of the budget (steps or CPU time), so beta reaches 1
+        beta = kl_weight_fraction(budget_fraction(step, started, steps=train_config.steps,
+                                                  max_minutes=train_config.max_minutes), train_config.kl_warmup)
         terms = elbo_terms(separator, priors, mixture, beta_kl=beta)
         if not torch.isfinite(terms["loss"]):
             raise FloatingPointError(f"{desc}: non-finite loss at step {step}; lower --lr or raise likelihood_sigma")
