@@ -1,4 +1,4 @@
-"""Write checkpoints/latents/README.md from the checkpoints' own metadata (sizes, steps, wall times, data)."""
+"""Write checkpoints/latents/README.md from the checkpoints' own metadata (sizes, steps, CPU time, losses)."""
 
 from pathlib import Path
 
@@ -9,56 +9,83 @@ COMMANDS = {
     "lqvae": "nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --profile default --lin-weight 1.0 --max-minutes 20 --out checkpoints/latents/lqvae.pt",
     "vqvae": "nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --profile default --lin-weight 0 --max-minutes 20 --out checkpoints/latents/vqvae.pt",
 }
-PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior extract --profile default --vqvae checkpoints/latents/{kind}.pt "
-         "--source-class {cls} --out checkpoints/latents/codes_{kind}_{cls}.pt && nice -n 10 env OMP_NUM_THREADS=1 python -m "
-         "sepcore.train.prior train --profile default --codes checkpoints/latents/codes_{kind}_{cls}.pt --max-minutes 12 "
-         "--out checkpoints/latents/prior_{kind}_{cls}.pt")
+OLD_PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior extract --profile default --vqvae checkpoints/latents/{kind}.pt "
+             "--source-class {cls} --out checkpoints/latents/codes_{kind}_{cls}.pt && nice -n 10 env OMP_NUM_THREADS=1 python -m "
+             "sepcore.train.prior train --profile default --codes checkpoints/latents/codes_{kind}_{cls}.pt --max-minutes 12 "
+             "--out checkpoints/latents/prior_{kind}_{cls}.pt")
+NEW_PRIOR = ("OMP_NUM_THREADS=1 python -m sepcore.train.prior_fit --codec checkpoints/latents/{kind}.pt --source-class {cls} "
+             "--cpu-minutes {minutes:g} --out checkpoints/latents/prior_{kind}_{cls}.pt")
+SPECTRAL = "OMP_NUM_THREADS=1 python -m sepcore.train.spectral_codec --cpu-minutes {minutes:g} --out checkpoints/latents/spectral.pt"
 
 
 def main():
-    rows = []
+    new_rows, old_rows = [], []
     for path in sorted(FOLDER.glob("*.pt")):
         if path.name.startswith("codes_") or path.name.endswith(".state.pt"):
             continue
         payload = torch.load(path, map_location="cpu", weights_only=True)
         meta = payload["metadata"]
         name = path.stem
-        if name in COMMANDS:
-            command = COMMANDS[name]
-        else:
-            _, kind, cls = name.split("_")
-            command = PRIOR.format(kind=kind, cls=cls)
+        model = payload["model_class"].rsplit(".", 1)[1]
+        size = f"{path.stat().st_size / 2**20:.2f} MB"
+        if "planned_steps" in meta:                              # sepcore.train.fit
+            minutes = meta["plan"]["cpu_minutes"]
+            if name == "spectral":
+                command, loss = SPECTRAL.format(minutes=minutes), f"feature MSE {meta['best_val']:.4f}"
+                data = meta.get("data")
+            else:
+                _, kind, cls = name.split("_")
+                command, loss = NEW_PRIOR.format(kind=kind, cls=cls, minutes=minutes), f"NLL {meta['best_val']:.4f} nats/code"
+                data = (f"{meta['train_codes']:,} training codes ({meta['train_tracks']} tracks); validation bigram "
+                        f"{meta['bigram_nll']:.3f}, unigram {meta['unigram_nll']:.3f}")
+            new_rows.append(f"| `{path.name}` | {size} | {model} | {meta['step']:,} of {meta['planned_steps']:,} | "
+                            f"{meta['best_step']:,} | {meta['cpu_seconds'] / 60:.1f} | {loss} | "
+                            f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")
+            continue
+        command = COMMANDS.get(name) or OLD_PRIOR.format(kind=name.split("_")[1], cls=name.split("_")[2])
         steps = meta.get("steps_done", "not recorded (see note)")
         losses = meta.get("final_losses") or {"final_loss_nats": meta.get("final_loss_nats")}
         losses = ", ".join(f"{k}={v:.4g}" for k, v in losses.items() if v is not None)
-        rows.append(f"| `{path.name}` | {path.stat().st_size / 2**20:.2f} MB | {payload['model_class'].rsplit('.', 1)[1]} | "
-                    f"{steps} | {meta.get('wall_time_s')} s | {meta.get('data')} | {losses} | `{command}` |")
-    text = """# Latent-model checkpoints (paper 003; default profile)
+        old_rows.append(f"| `{path.name}` | {size} | {model} | {steps} | {meta.get('wall_time_s')} s | {meta.get('data')} | "
+                        f"{losses} | `{command}` |")
+    text = """# Latent-model checkpoints (papers 003 and 004; default profile)
 
-Trained on the shared 2-core machine of this project, each process with `OMP_NUM_THREADS=1` under
-`nice -n 10`: the two autoencoders side by side while other jobs ran (load average 13-18), the five
-priors side by side afterwards (five processes on two cores). Each process got a fraction of a core.
-Every run was stopped by a **wall-clock budget** (`--max-minutes`: 20 min per autoencoder, 12 min per
-prior), not by its step count; `steps done` is the number of optimisation steps that fitted. The
-training loop's wall time is below (data loading adds 1-3 min). `scripts/train_latents.sh`
-runs all of them; each stage resumes from `<out>.state.pt`. Code extraction (`extract`, 128 crops
-of 3 s per class) took about 2 min per class.
+## Trained with the CPU-budgeted loop (`sepcore.train.fit`)
 
-The VQ-VAE checkpoints predate the `steps_done` field. From the resumable state files written every
-250 steps: the LQ-VAE did at least 500 and fewer than 750 steps, the plain VQ-VAE at least 250 and
-fewer than 500 (same 20-minute budget, different CPU share).
+Each run is one process with `OMP_NUM_THREADS=1`, at most two side by side on the 2-core machine.
+The budget is **CPU time**: the loop measures its speed over the first 30 steps and plans the step
+count (and the cosine learning-rate schedule) for the budget; it stops at the planned step or on a
+validation plateau (8 evaluations, 250 steps apart, without a gain of 1e-3 nats; 10 evaluations
+for the codec). The file holds the **best-validation** weights, rewritten at every checkpoint while
+the run goes on; `<out>.state.pt` (not committed) lets the same command resume ("resuming at step
+N"), and a changed config is refused. Learning curves: `tables/training/<name>.csv`. A later
+session can continue a prior from the committed weights with `--warm-start` (fresh optimiser,
+100 warm-up steps).
 
-Priors: 3-layer GPT (width 96, 4 heads, block 1024 codes = 3 s), trained on 128 random 3 s crops of
-one class encoded by their autoencoder (`extract`), in windows of 512 codes at random positions.
-A few hundred steps is far from convergence: the chapters' numbers describe these small, briefly
-trained models. Data: the embedded Slakh-format `default` dataset (`python -m sepcore.data.render
---profile default`, seed 0), training split.
+Priors: the 3-layer GPT of the earlier release (width 96, 4 heads, block 1024 codes), now trained on
+**every** training code of the class (whole tracks encoded once and cached under the data root),
+windows of 512 codes at random offsets and random positions of the block, batch 8; validation:
+96 fixed windows of the validation split. The spectral codec: `sepcore.models.spectral_codec`
+(log-magnitude STFT frames, 1024 / 256, K = 256, D = 32), trained on independent random 3 s crops of
+drums, bass and guitar and their mean mixtures; validation: 32 fixed crops per class.
+
+| file | size | model | steps (done of planned) | best step | CPU minutes | best validation | stopped by | data | command |
+|---|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(new_rows) + """
+
+## Earlier checkpoints (wall-clock budgets; kept as they were)
+
+Trained by an earlier release on the shared 2-core machine under `nice -n 10`, several processes per
+core, each stopped by a **wall-clock budget** (`--max-minutes`), so `steps done` is what fitted. The
+VQ-VAE checkpoints predate the `steps_done` field (the LQ-VAE did 500-750 steps, the VQ-VAE 250-500).
+The LQ-VAE was trained with L_lin averaged over the 32 code channels, i.e. 1/32 of paper 003's Eq. 8
+(`linearization_loss` now follows Eq. 8). Priors listed here saw 128 random 3 s crops (6.7 % of the
+training codes) for a few hundred steps.
 
 | file | size | model | steps done | training wall time | data | final losses | command |
 |---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + "\n"
+""" + "\n".join(old_rows) + "\n"
     (FOLDER / "README.md").write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -186,3 +186,12 @@ def test_joint_score_of_the_beam_is_its_running_score():
     assert joint_score(sep, codes, mix_codes) == pytest.approx(float(sep.last.score[0].max()), abs=1e-3)
     diag = code_diagnostics(sep, codes, codes, mix_codes, ["a", "b"])
     assert diag["correct_a"] == 1.0 and diag["model_error"]
+
+
+def test_compact_counts_round_trip():
+    from sepcore.train.counts import compact_counts, load_compact_counts
+
+    lik, _ = counts_fixture()
+    back = load_compact_counts(compact_counts(lik))
+    assert torch.equal(dense_counts(back), dense_counts(lik))
+    assert torch.equal(back.k_ptr, lik.k_ptr) and torch.allclose(back.log_p, lik.log_p)

@@ -213,10 +213,10 @@ class VariantSettings:
 
 def load_counts_file(path) -> tuple:
     """``(CountLikelihood, metadata)`` of a counts file written by :mod:`sepcore.train.counts`."""
-    from sepcore.separation.lass import CountLikelihood
+    from sepcore.train.counts import load_compact_counts
 
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    return CountLikelihood.from_state_dict(saved["likelihood"]), saved["metadata"]
+    return load_compact_counts(saved["counts"]), saved["metadata"]
 
 
 def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),

@@ -92,6 +92,21 @@ def pairing_triples(codec, codec_path, classes, split: str, pairings: int, *, pr
     return torch.cat(rows)
 
 
+def compact_counts(likelihood: CountLikelihood) -> dict:
+    """The symmetric counts only (``log p`` is recomputed at load): sorted keys ``(tuple) K + k`` and counts,
+    int32 where they fit, so millions of entries stay within a checkpoint's size budget."""
+    keys = likelihood.mixture_codes() + likelihood.K * likelihood.tuples
+    order = torch.argsort(keys)
+    small = likelihood.K ** (likelihood.n_sources + 1) < 2**31
+    return {"K": likelihood.K, "n_sources": likelihood.n_sources, "n_positions": likelihood.n_positions,
+            "keys": keys[order].int() if small else keys[order], "counts": likelihood.counts[order].int()}
+
+
+def load_compact_counts(saved: dict) -> CountLikelihood:
+    return CountLikelihood.from_counts(saved["keys"].long(), saved["counts"].long(), saved["K"], saved["n_positions"],
+                                       saved["n_sources"])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codec", required=True)
@@ -122,7 +137,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    torch.save({"likelihood": likelihood.state_dict(), "metadata": metadata}, tmp)
+    torch.save({"counts": compact_counts(likelihood), "metadata": metadata}, tmp)
     tmp.replace(out)
     for row in grid:
         print(row)
