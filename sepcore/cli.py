@@ -12,8 +12,11 @@ source (``<out>/<source>.wav``, at the input file's sample rate and aligned with
 ``<out>/settings.json`` with everything needed to repeat the run: method, knobs, seed,
 checkpoint, every conversion applied to the input, versions and timing. Outputs are written
 all-or-nothing. Problems a user can fix (unreadable file, silence, a bad checkpoint, an
-unknown knob) print one line starting with ``sepcore: error:`` and exit with status 2
-(set ``SEPCORE_DEBUG=1`` to see the traceback instead).
+unknown knob) print one line starting with ``sepcore: error:`` and exit with status 2; any
+other failure prints one ``sepcore: internal error:`` line and exits with 1; Ctrl-C or SIGTERM
+leaves no partial output and exits with 130 (``--debug`` or ``SEPCORE_DEBUG=1`` shows the
+traceback instead). Outputs never replace the input file, and existing outputs are kept unless
+``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +68,34 @@ def parse_knobs(pairs: list[str], method: str) -> dict:
     return knobs
 
 
+def check_outputs(mixture: Path, out: Path, names: list[str], *, overwrite: bool) -> list[Path]:
+    """Refuse outputs that would replace the input, or existing outputs unless ``overwrite``.
+
+    Returns the stems an earlier run listed in ``<out>/settings.json`` that this run will not
+    write (removed after a successful ``--overwrite`` run, so no stale stem stays beside new ones).
+    """
+    targets = [out / f"{n}.wav" for n in names] + [out / "settings.json"]
+    source = mixture.resolve()
+    for target in targets:
+        if target.resolve() == source:
+            raise ValueError(f"the output {target} would replace the input file; choose another --out folder")
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{out} already holds {', '.join(t.name for t in existing)}; pass --overwrite to replace "
+                         "them, or choose another --out folder")
+    stale = []
+    previous = out / "settings.json"
+    if overwrite and previous.exists():
+        try:
+            listed = json.loads(previous.read_text()).get("outputs", [])
+        except (OSError, ValueError, AttributeError):
+            listed = []
+        keep = {t.name for t in targets}
+        stale = [out / name for name in listed if isinstance(name, str) and name not in keep
+                 and Path(name).name == name and name.endswith(".wav") and (out / name).resolve() != source]
+    return stale
+
+
 def command_separate(args: argparse.Namespace) -> int:
     from sepcore.api import get_method, separate_with_info
     from sepcore.audio import ensure_writable_dir, load_audio, stem_names, write_outputs
@@ -73,6 +105,8 @@ def command_separate(args: argparse.Namespace) -> int:
     knobs = parse_knobs(args.knob, args.method)
     get_method(args.method)
     audio = load_audio(args.mixture, min_seconds=args.min_seconds)
+    names = stem_names(args.sources)
+    stale = check_outputs(Path(args.mixture), Path(args.out), names, overwrite=args.overwrite)
     created = not Path(args.out).exists()
     out = ensure_writable_dir(args.out)                      # fail before the (possibly long) separation
     try:
@@ -90,7 +124,6 @@ def command_separate(args: argparse.Namespace) -> int:
     if info["resampled"]:
         notes.append(f"resampled from {audio.sample_rate} Hz to the method's {info['method_sample_rate']} Hz "
                      "and the estimates back (torchaudio.functional.resample)")
-    names = stem_names(args.sources)
     settings = {
         **info, "input": str(Path(args.mixture).resolve()), "input_sample_rate": audio.original_sample_rate,
         "input_channels": audio.original_channels, "conversions": notes, "outputs": [f"{n}.wav" for n in names],
@@ -98,6 +131,8 @@ def command_separate(args: argparse.Namespace) -> int:
         "command": " ".join(["sepcore", *args.argv]), "wall_seconds": round(time.perf_counter() - started, 3),
     }
     written = write_outputs(out, dict(zip(names, estimates)), audio.sample_rate, settings=settings)
+    for path in stale:                                       # stems of an earlier run that this one did not write
+        path.unlink(missing_ok=True)
     if not args.quiet:
         for note in notes:
             print(f"note: {note}")
@@ -179,6 +214,7 @@ def command_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sepcore", description="Unsupervised music source separation.")
     parser.add_argument("--version", action="version", version=f"sepcore {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sep = sub.add_parser("separate", help="separate a sound file into one WAV per source")
@@ -194,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--overlap-seconds", type=float, default=None, help="override the crossfade between chunks")
     sep.add_argument("--min-seconds", type=float, default=0.25, help="reject inputs shorter than this")
     sep.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    sep.add_argument("--overwrite", action="store_true", help="replace stems and settings.json already in --out")
     sep.set_defaults(run=command_separate)
 
     methods = sub.add_parser("list-methods", help="list the registered methods and their knobs")
@@ -211,14 +248,33 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    debug = args.debug or bool(os.environ.get("SEPCORE_DEBUG"))
+    previous = signal.signal(signal.SIGTERM, _terminate)     # SIGTERM unwinds like Ctrl-C: outputs are cleaned up
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("sepcore: interrupted; nothing was written", file=sys.stderr)
+        return 130
     except USER_ERRORS as error:
-        if os.environ.get("SEPCORE_DEBUG"):
+        if debug:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"sepcore: error: {message}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if debug:
+            raise
+        print(f"sepcore: internal error: {type(error).__name__}: {error} (please report it; --debug shows the "
+              "traceback)", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

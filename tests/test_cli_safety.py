@@ -1,0 +1,79 @@
+"""What sepcore promises about your files: the input is never replaced, outputs are kept unless
+--overwrite, stale stems go, interrupts and internal errors leave no partial output and one line."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from sepcore import cli
+from sepcore.cli import main
+
+RATE = 8000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    t = np.arange(RATE) / RATE
+    x = (0.3 * np.sin(2 * np.pi * 60 * t)).astype(np.float32)
+    soundfile.write(tmp_path / "bass.wav", x, RATE, subtype="FLOAT")
+    return tmp_path
+
+
+def run(folder, *extra, sources=("drums", "bass"), out=None):
+    return main(["separate", str(folder / "bass.wav"), "--method", "average", "--sources", *sources,
+                 "--out", str(out or folder / "stems"), "--quiet", *extra])
+
+
+CASES = [
+    # (name, setup, arguments, expected exit code, expected message)
+    ("output named like the input, in its folder", None, dict(out="."), 2, "would replace the input"),
+    ("existing outputs without --overwrite", "previous", {}, 2, "--overwrite"),
+]
+
+
+@pytest.mark.parametrize("name, setup, kwargs, code, message", CASES, ids=[c[0] for c in CASES])
+def test_refusals_are_one_line_and_change_nothing(folder, capsys, name, setup, kwargs, code, message):
+    if setup == "previous":
+        assert run(folder) == 0
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    out = folder if kwargs.get("out") == "." else None
+    assert run(folder, out=out) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_overwrite_replaces_and_removes_stale_stems(folder):
+    assert run(folder, sources=("drums", "bass", "guitar")) == 0
+    assert (folder / "stems" / "guitar.wav").exists()
+    assert run(folder, "--overwrite") == 0
+    assert sorted(p.name for p in (folder / "stems").iterdir()) == ["bass.wav", "drums.wav", "settings.json"]
+
+
+def test_interrupt_and_internal_errors_leave_nothing_and_print_one_line(folder, capsys, monkeypatch):
+    import sepcore.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sepcore.api, "separate_with_info", interrupted)
+    assert run(folder) == 130
+    assert not (folder / "stems").exists()
+    assert capsys.readouterr().err.strip() == "sepcore: interrupted; nothing was written"
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(sepcore.api, "separate_with_info", broken)
+    assert run(folder) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sepcore: internal error: ZeroDivisionError: boom") and len(err.splitlines()) == 1
+    assert not (folder / "stems").exists()
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "separate", str(folder / "bass.wav"), "--out", str(folder / "stems"), "--quiet"])
+
+
+def test_sigterm_is_turned_into_an_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        cli._terminate(15, None)
