@@ -47,13 +47,19 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from sepcore.chunking import chunked
 from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
+from sepcore.validation import (
+    as_mixture,
+    check_chunking,
+    check_knobs,
+    check_sample_rate,
+    check_seed,
+    check_sources,
+)
 
 Separator = Callable[[torch.Tensor], torch.Tensor]
 #: Arguments every factory receives; any other keyword argument with a default is a knob.
@@ -183,30 +189,12 @@ def get_method(name: str) -> MethodSpec:
         raise KeyError(f"unknown method {name!r}; registered methods: {known} (see `sepcore list-methods`)") from None
 
 
-def _as_mixture(mixture) -> torch.Tensor:
-    """A mono float32 ``(time,)`` tensor, or an error that says what was wrong."""
-    if isinstance(mixture, (str, Path)):
-        raise TypeError(f"separate() takes audio samples; read the file first: sepcore.audio.load_audio({str(mixture)!r})")
-    tensor = torch.as_tensor(np.asarray(mixture) if not isinstance(mixture, torch.Tensor) else mixture)
-    if tensor.ndim != 1:
-        raise ValueError(f"the mixture must be mono with shape (time,), got {tuple(tensor.shape)}; "
-                         "downmix first (sepcore.audio.to_mono averages the channels)")
-    if tensor.numel() == 0:
-        raise ValueError("the mixture is empty")
-    tensor = tensor.float()
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"the mixture holds {int((~torch.isfinite(tensor)).sum())} NaN/inf samples; clean it first")
-    return tensor
-
-
 def build_separator(method: str, sources: Sequence[str], *, checkpoint=None, sample_rate: int | None = None,
                     device="auto", seed: int = 0, **knobs) -> Separator:
     """The method's ``separate(mixture (time,)) -> (n_sources, time)`` at its own rate, unchunked."""
     spec = get_method(method)
-    known = spec.knobs()
-    unknown = set(knobs) - set(known)
-    if unknown:
-        raise TypeError(f"method {method!r} has no knob(s) {sorted(unknown)}; its knobs: {sorted(known) or 'none'}")
+    knobs = check_knobs(method, knobs, spec.knobs())
+    sources = check_sources(sources)
     if checkpoint is None and spec.default_checkpoint:
         checkpoint = REPO_ROOT / spec.default_checkpoint
     if spec.needs_checkpoint and checkpoint is None:
@@ -222,7 +210,12 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
                        show_progress: bool = True, **knobs) -> tuple[torch.Tensor, dict]:
     """:func:`separate`, also returning a dict of the settings used (written next to CLI stems)."""
     spec = get_method(method)
-    mixture = _as_mixture(mixture)
+    sources = check_sources(sources)
+    sample_rate = check_sample_rate(sample_rate)
+    check_chunking(chunk_seconds, overlap_seconds)
+    seed = check_seed(seed)
+    knobs = check_knobs(method, knobs, spec.knobs())
+    mixture, conversions = as_mixture(mixture, sample_rate)
     input_rate = sample_rate or spec.sample_rate
     work_rate = spec.sample_rate or input_rate
     if work_rate is None and spec.chunk_seconds is not None and chunk_seconds is None:
@@ -259,6 +252,7 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
         "resampled": input_rate != work_rate, "chunk_seconds": chunk_seconds,
         "overlap_seconds": overlap_seconds if chunk_seconds else None,
         "n_samples": int(mixture.shape[-1]), "seconds": round(time.perf_counter() - started, 3),
+        "input_conversions": conversions,
     }
     return estimates, info
 
