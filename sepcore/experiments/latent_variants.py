@@ -296,6 +296,9 @@ def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), 
                 estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), item["mixture"], "masked", power)
                 value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
                 rows.append({"likelihood_weight": lam, "mask_power": power, "id": item["id"], "sdr": float(value.mean())})
+    if not rows:                      # no validation chunk (a tiny smoke-test dataset): keep the defaults
+        return ({"likelihood_weight": float(separator.config.likelihood_weight), "mask_power": 2.0},
+                pd.DataFrame(columns=["likelihood_weight", "mask_power", "sdr"]))
     frame = pd.DataFrame(rows)
     table = frame.groupby(["likelihood_weight", "mask_power"], as_index=False)["sdr"].mean()
     best = table.loc[table["sdr"].idxmax()]
