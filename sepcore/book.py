@@ -47,7 +47,10 @@ def table_root(profile: str) -> Path:
 
 
 def default_data_root() -> Path:
-    return Path(os.environ.get("SEPCORE_DATA", REPO_ROOT / "data"))
+    """``$SEPCORE_DATA`` or ``<repo>/data`` (:func:`sepcore.paths.data_root`)."""
+    from sepcore.paths import data_root
+
+    return data_root()
 
 
 @dataclass

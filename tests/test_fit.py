@@ -118,3 +118,15 @@ def test_non_default_profiles_never_write_committed_checkpoints(tmp_path):
         refuse_committed_path(COMMITTED / "latents" / "x.pt", "quick")
     refuse_committed_path(COMMITTED / "latents" / "x.pt", "default")
     refuse_committed_path(tmp_path / "x.pt", "quick")
+
+
+def test_every_training_entry_point_reads_the_data_root_from_one_place(monkeypatch, tmp_path):
+    import inspect
+
+    from sepcore.book import default_data_root
+    from sepcore.train import flow, variational
+
+    monkeypatch.setenv("SEPCORE_DATA", str(tmp_path))
+    assert default_data_root() == tmp_path
+    for module in (flow, variational):
+        assert 'REPO_ROOT / "data"' not in inspect.getsource(module)

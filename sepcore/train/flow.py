@@ -26,6 +26,7 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.flow import FlowConfig, FlowPrior
+from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
 from sepcore.train.budget import budget_step, cpu_clock
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
@@ -82,7 +83,7 @@ def crop_sampler(dataset: str, source: str, data_root: str | None = None, profil
             from sepcore.data.slakh import SlakhStems
         except ImportError as error:
             raise ImportError("dataset='slakh' needs sepcore.data.slakh and sepcore.data.render (branch `data`)") from error
-        root = ensure_dataset(profile, data_root or REPO_ROOT / "data")
+        root = ensure_dataset(profile, data_root or default_data_root())
         stems = SlakhStems(root, source, split="train")
         return lambda n, length, generator: stems.random_crops(n, length, generator)
     raise ValueError(f"dataset must be 'toy' or 'slakh', got {dataset!r}")

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from sepcore.checkpoints import save_checkpoint
+from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
 from sepcore.train.budget import budget_fraction, budget_step, cpu_clock
@@ -169,7 +170,7 @@ def train_slakh(profile: str, *, classes: Sequence[str] = ("drums", "bass"), dat
     from sepcore.data.slakh import SlakhMixtures, resolve_root
 
     config = VariationalConfig.music(profile, tuple(classes), **(overrides or {}))
-    root = resolve_root(profile, data_root or REPO_ROOT / "data")
+    root = resolve_root(profile, data_root or default_data_root())
     mixtures = SlakhMixtures(root, config.sources, split="train", cache_tracks=4096)
     return train_against_flows(profile, config, "slakh", mixtures, **kwargs)
 
