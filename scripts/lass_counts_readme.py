@@ -1,0 +1,46 @@
+"""Rewrite the "Counts from every training track" section of checkpoints/lass/README.md from the files' metadata."""
+
+from pathlib import Path
+
+import torch
+
+FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "lass"
+START, END = "<!-- counts: start -->", "<!-- counts: end -->"
+
+
+def main():
+    rows = []
+    for path in sorted(FOLDER.glob("counts_*.pt")):
+        meta = torch.load(path, map_location="cpu", weights_only=True)["metadata"]
+        grid = meta.get("smoothing_grid") or [{}]
+        smoothed = max((r["held_out_nats"] for r in grid[1:]), default=float("nan"))
+        smoothing = meta.get("smoothing") or {}
+        rows.append(f"| `{path.name}` | {path.stat().st_size / 2**20:.1f} MB | `{meta['codec']}` | {', '.join(meta['classes'])} | "
+                    f"{meta['pairings']} | {meta['train_positions']:,} | {meta['nnz']:,} | {meta['density_percent']:.4f} % | "
+                    f"{grid[0].get('unseen_percent', float('nan')):.1f} % | {grid[0].get('held_out_nats', float('nan')):.2f} / "
+                    f"{smoothed:.2f} | beta {smoothing.get('beta')}, sigma {smoothing.get('sigma', float('nan')):.3g} | "
+                    f"{meta['cpu_s'] / 60:.1f} | `OMP_NUM_THREADS=1 {meta['command']}` |")
+    section = f"""{START}
+## Counts from every training track, smoothed (`sepcore.train.counts`)
+
+Pairing 0 mixes the classes' stems of the same training track; each further pairing mixes every
+track of the first class with a random track of the second at a random offset. `unseen` is the
+share of validation triples (pairing 0 and one re-pairing of the validation split) whose count is
+zero; the held-out log-likelihood (nats per position) is that of the raw ratios (unseen triples at
+log 1e-16) and of the smoothed table with the back-off chosen on the same validation triples. The
+file stores the counts as int32 keys and counts; `log p` is recomputed at load.
+
+| file | size | codec | classes | pairings | positions | entries | density | unseen (validation) | held-out nats raw / smoothed | back-off | CPU minutes | command |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"\n{END}"
+    readme = FOLDER / "README.md"
+    text = readme.read_text()
+    if START in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
