@@ -312,7 +312,7 @@ def _register_builtin_methods() -> None:
                     description="Annealed Langevin with noise-conditioned flow priors (toy sources; Frank, BASIS)",
                     needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/flows",
                     chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
-                    knobs=_langevin_knobs(n_levels=10, steps=(100, 10, 500, 10)),
+                    knobs=_langevin_knobs(n_levels=10, steps=(100, 1, 500, 10)),
                     requires=("sepcore.separation.langevin",))
     register_method("variational", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation, Beta posteriors (toy sources; Frank)",
@@ -323,7 +323,7 @@ def _register_builtin_methods() -> None:
                     description="Annealed Langevin with flow priors of the embedded Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/flows",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
-                    knobs=_langevin_knobs(n_levels=8, steps=(20, 5, 200, 5)),
+                    knobs=_langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)),
                     requires=("sepcore.separation.langevin",))
     register_method("variational-slakh", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation, truncated-normal posteriors (Slakh-format drums, bass)",

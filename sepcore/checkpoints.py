@@ -116,12 +116,6 @@ def load_model(
         expect_class: the model class the caller needs; a different class raises.
     """
     payload = read_checkpoint(path)
-    trusted = expect_class is not None and payload["model_class"] == _qualname(expect_class)
-    if expect_class is not None and not trusted and not str(payload["model_class"]).startswith("sepcore."):
-        raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
-    model_cls = expect_class if trusted else _import(payload["model_class"], path)
-    if expect_class is not None and not issubclass(model_cls, expect_class):
-        raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
     for key, wanted in (expect or {}).items():
         found = payload["config"].get(key, payload["metadata"].get(key, "<missing>"))
         if isinstance(found, list):
@@ -130,6 +124,12 @@ def load_model(
             wanted = tuple(wanted)
         if found != wanted:
             raise CheckpointError(f"{path}: expected {key}={wanted!r} but the checkpoint has {key}={found!r}.")
+    trusted = expect_class is not None and payload["model_class"] == _qualname(expect_class)
+    if expect_class is not None and not trusted and not str(payload["model_class"]).startswith("sepcore."):
+        raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
+    model_cls = expect_class if trusted else _import(payload["model_class"], path)
+    if expect_class is not None and not issubclass(model_cls, expect_class):
+        raise CheckpointError(f"{path} holds a {payload['model_class']}, expected a {_qualname(expect_class)}.")
     # outside sepcore, only the config class defined beside the class the caller asked for
     same_module = trusted and payload["config_class"].rpartition(".")[0] == expect_class.__module__
     config_cls = (getattr(importlib.import_module(expect_class.__module__), payload["config_class"].rpartition(".")[2])
