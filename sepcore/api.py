@@ -47,6 +47,7 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -189,14 +190,37 @@ def get_method(name: str) -> MethodSpec:
         raise KeyError(f"unknown method {name!r}; registered methods: {known} (see `sepcore list-methods`)") from None
 
 
+def resolve_checkpoint(spec: MethodSpec, checkpoint) -> Path | None:
+    """The checkpoint a method will load: the given path or the method's default, resolved; a method
+    that uses none refuses one (it would be silently ignored)."""
+    parameter = inspect.signature(spec.load_factory()).parameters.get("checkpoint")
+    if checkpoint is not None and parameter is None:
+        raise ValueError(f"method {spec.name!r} uses no checkpoint; drop checkpoint= (CLI: --checkpoint)")
+    if checkpoint is None and spec.default_checkpoint:
+        checkpoint = REPO_ROOT / spec.default_checkpoint
+    if checkpoint is None and parameter is not None and parameter.default not in (None, inspect.Parameter.empty):
+        checkpoint = REPO_ROOT / parameter.default                       # the factory's own default folder
+    return None if checkpoint is None else Path(checkpoint).resolve()
+
+
+def checkpoint_record(path: Path | None) -> dict | None:
+    """``{"path", "sha256"}`` of a checkpoint file, or of every ``.pt`` file of a checkpoint folder."""
+    import hashlib
+
+    if path is None:
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*.pt") if not p.name.endswith(".state.pt"))
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {"path": str(path), "sha256": digests}
+
+
 def build_separator(method: str, sources: Sequence[str], *, checkpoint=None, sample_rate: int | None = None,
                     device="auto", seed: int = 0, **knobs) -> Separator:
     """The method's ``separate(mixture (time,)) -> (n_sources, time)`` at its own rate, unchunked."""
     spec = get_method(method)
     knobs = check_knobs(method, knobs, spec.knobs())
     sources = check_sources(sources)
-    if checkpoint is None and spec.default_checkpoint:
-        checkpoint = REPO_ROOT / spec.default_checkpoint
+    checkpoint = resolve_checkpoint(spec, checkpoint)
     if spec.needs_checkpoint and checkpoint is None:
         raise ValueError(f"method {method!r} needs a checkpoint: pass checkpoint=PATH (CLI: --checkpoint PATH)")
     factory = spec.load_factory()
@@ -247,7 +271,7 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
         estimates = estimates[:, : mixture.shape[-1]]
     info = {
         "method": method, "sources": list(sources), "knobs": {**{k: v.default for k, v in spec.knobs().items()}, **knobs},
-        "checkpoint": str(checkpoint) if checkpoint else spec.default_checkpoint, "seed": seed,
+        "checkpoint": checkpoint_record(resolve_checkpoint(spec, checkpoint)), "seed": seed,
         "device": str(device), "sample_rate": input_rate, "method_sample_rate": work_rate,
         "resampled": input_rate != work_rate, "chunk_seconds": chunk_seconds,
         "overlap_seconds": overlap_seconds if chunk_seconds else None,

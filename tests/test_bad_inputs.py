@@ -78,3 +78,21 @@ def test_whole_number_conversions_are_accepted():
     out = sepcore.separate(torch.from_numpy(GOOD).double(), method="crossover", sources=("drums", "bass"),
                            sample_rate=RATE, cutoff_hz=200, device="cpu")             # int for a float knob
     assert out.shape == (2, RATE)
+
+
+def test_a_checkpoint_for_a_method_without_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="uses no checkpoint"):
+        call(checkpoint=tmp_path / "x.pt")
+
+
+def test_settings_record_the_resolved_checkpoint_and_its_sha256():
+    import hashlib
+
+    from sepcore.utils import REPO_ROOT
+
+    _, info = call(method="latent-bayes", sources=("drums", "bass"), sample_rate=22050, knobs=dict(n_candidates=1),
+                   mixture=np.tile(GOOD, 3)[:4096])
+    record = info["checkpoint"]
+    assert record["path"] == str((REPO_ROOT / "checkpoints" / "latents").resolve())
+    digest = hashlib.sha256((REPO_ROOT / "checkpoints" / "latents" / "lqvae.pt").read_bytes()).hexdigest()
+    assert record["sha256"]["lqvae.pt"] == digest

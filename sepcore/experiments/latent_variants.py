@@ -240,8 +240,8 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
 
     def models(codec_name):
         codec = load_model(latents / f"{codec_name}.pt", device=device).eval()
-        priors = [load_model(latents / f"prior_{codec_name}_{c}.pt", expect_class=TransformerPrior, device=device)
-                  for c in classes]
+        priors = [load_model(latents / f"prior_{codec_name}_{c}.pt", expect={"source_class": c},
+                             expect_class=TransformerPrior, device=device) for c in classes]
         return codec, priors
 
     def lass_config(lam):

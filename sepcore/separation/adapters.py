@@ -97,7 +97,8 @@ def _latent_models(kind: str, sources: Sequence[str], folder, device):
 
     folder = Path(folder)
     vqvae = load_model(folder / f"{kind}.pt", expect_class=VQVAE, device=device)
-    priors = [load_model(folder / f"prior_{kind}_{s}.pt", expect_class=TransformerPrior, device=device) for s in sources]
+    priors = [load_model(folder / f"prior_{kind}_{s}.pt", expect={"source_class": s}, expect_class=TransformerPrior,
+                         device=device) for s in sources]           # each prior must be of the class it is loaded for
     return vqvae, priors
 
 
