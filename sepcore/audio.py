@@ -94,6 +94,32 @@ def check_signal(samples: torch.Tensor, sample_rate: int, *, name: str = "the mi
     return samples
 
 
+def _declared_frames(path: Path) -> int | None:
+    """The sample count a WAV header declares (``None`` for other formats or unreadable headers)."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(12)
+            if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"fmt ":
+                    fmt = handle.read(size)
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                    continue
+                if name == b"data":
+                    return size // block_align if block_align else None
+                handle.seek(size + (size & 1), 1)
+    except (OSError, struct.error):
+        return None
+
+
 def load_audio(path: str | Path, sample_rate: int | None = None, *, min_seconds: float = MIN_SECONDS,
                silence_db: float = SILENCE_DB) -> Audio:
     """Read a sound file as mono float32, resampled to ``sample_rate`` (``None``: keep the file's).
@@ -112,6 +138,13 @@ def load_audio(path: str | Path, sample_rate: int | None = None, *, min_seconds:
         raise AudioError(f"{path} could not be read as audio ({error}). Use WAV, FLAC or OGG; convert other "
                          f"formats first, e.g. `ffmpeg -i {path.name} {path.stem}.wav`.") from error
     notes = []
+    declared = _declared_frames(path)
+    if declared is not None and declared > data.shape[0]:
+        notes.append(f"the file is truncated: its header declares {declared} samples but {data.shape[0]} could be "
+                     "read; the readable part was separated")
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    if peak > 1.0:
+        notes.append(f"samples reach {peak:.3g}, beyond full scale [-1, 1]; they were kept as they are (not clipped)")
     channels = data.shape[1]
     if channels > 1:
         notes.append(f"downmixed {channels} channels to mono (mean of the channels)")

@@ -122,8 +122,10 @@ def command_separate(args: argparse.Namespace) -> int:
         raise
     notes = list(audio.notes)
     if info["resampled"]:
+        low = min(audio.sample_rate, info["method_sample_rate"]) / 2
         notes.append(f"resampled from {audio.sample_rate} Hz to the method's {info['method_sample_rate']} Hz "
-                     "and the estimates back (torchaudio.functional.resample)")
+                     f"and the estimates back (torchaudio.functional.resample): the stems hold nothing above "
+                     f"{low / 1000:.3g} kHz, so above it they no longer add up to the input")
     settings = {
         **info, "input": str(Path(args.mixture).resolve()), "input_sample_rate": audio.original_sample_rate,
         "input_channels": audio.original_channels, "conversions": notes, "outputs": [f"{n}.wav" for n in names],

@@ -77,3 +77,24 @@ def test_interrupt_and_internal_errors_leave_nothing_and_print_one_line(folder, 
 def test_sigterm_is_turned_into_an_interrupt():
     with pytest.raises(KeyboardInterrupt):
         cli._terminate(15, None)
+
+
+def test_notes_tell_of_truncation_range_and_resampling(tmp_path):
+    from sepcore.audio import load_audio
+
+    t = np.arange(RATE) / RATE
+    loud = (3.0 * np.sin(2 * np.pi * 60 * t)).astype(np.float32)
+    soundfile.write(tmp_path / "loud.wav", loud, RATE, subtype="FLOAT")
+    assert any("beyond full scale" in note for note in load_audio(tmp_path / "loud.wav").notes)
+    whole = (tmp_path / "loud.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    audio = load_audio(tmp_path / "cut.wav")
+    assert any("truncated" in note for note in audio.notes) and audio.samples.shape[0] < RATE
+    assert not any("truncated" in note for note in load_audio(tmp_path / "loud.wav").notes)
+    soundfile.write(tmp_path / "hi.wav", (0.3 * np.sin(2 * np.pi * 60 * np.arange(44100) / 44100)).astype(np.float32),
+                    44100, subtype="FLOAT")
+    assert main(["separate", str(tmp_path / "hi.wav"), "--method", "hpss", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    import json
+
+    notes = json.loads((tmp_path / "o" / "settings.json").read_text())["conversions"]
+    assert any("nothing above 11 kHz" in note for note in notes)
