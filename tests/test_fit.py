@@ -130,3 +130,51 @@ def test_every_training_entry_point_reads_the_data_root_from_one_place(monkeypat
     assert default_data_root() == tmp_path
     for module in (flow, variational):
         assert 'REPO_ROOT / "data"' not in inspect.getsource(module)
+
+
+def test_flow_training_resumes_to_the_same_weights_and_refuses_another_config(tmp_path):
+    from sepcore.models.flow import FlowConfig
+    from sepcore.train.flow import FlowTrainConfig, crop_sampler, train_flow
+
+    flow_config = FlowConfig.for_profile("quick", source="sine", sample_rate=14700)
+    sampler = crop_sampler("toy", "sine")
+    full = FlowTrainConfig.quick().replace(steps=6, log_every=2, max_minutes=60.0)
+    straight, _ = train_flow(sampler, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "a.state.pt")
+
+    class Stop(Exception):
+        pass
+
+    def stopping(n, length, generator, calls=[0]):
+        calls[0] += 1
+        if calls[0] == 5:                              # dies during step 5, after the state of step 4
+            raise Stop
+        return sampler(n, length, generator)
+
+    with pytest.raises(Stop):
+        train_flow(stopping, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
+    lines = []
+    from sepcore.train import resume
+
+    original = resume.LoopState.__init__
+
+    def capture(self, path, config, log=print):
+        original(self, path, config, log=lines.append)
+
+    resume.LoopState.__init__ = capture
+    try:
+        resumed, history = train_flow(sampler, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
+        with pytest.raises(ConfigMismatch, match="train"):
+            train_flow(sampler, flow_config, full.replace(lr=1e-2), seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
+    finally:
+        resume.LoopState.__init__ = original
+    assert any("resuming at step 4" in line for line in lines)
+    assert [row["step"] for row in history] == [2, 4, 6]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_quick_flow_training_never_targets_the_committed_checkpoints(monkeypatch):
+    from sepcore.train import flow
+
+    with pytest.raises(SystemExit, match="refusing"):
+        flow.main(["--profile", "quick", "--source", "sine", "--out", str(COMMITTED / "flows" / "toy_sine.pt")])

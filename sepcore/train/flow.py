@@ -29,6 +29,8 @@ from sepcore.models.flow import FlowConfig, FlowPrior
 from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
 from sepcore.train.budget import budget_step, cpu_clock
+from sepcore.train.resume import LoopState, flatten_config
+from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 
@@ -105,6 +107,7 @@ def train_flow(
     seed: int = 0,
     device: str = "auto",
     desc: str = "train flow",
+    state_path=None,
 ) -> tuple[FlowPrior, list[dict]]:
     """Train a flow prior; returns the model (eval mode, on CPU) and the loss history.
 
@@ -117,8 +120,11 @@ def train_flow(
     device = resolve_device(device)
     model = FlowPrior(flow_config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    history, started, window = [], cpu_clock(), []
-    bar = progress(range(train_config.steps), desc=desc)
+    state = None if state_path is None else LoopState(state_path, flatten_config(
+        {"flow": flow_config.to_dict(), "train": train_config.to_dict(), "seed": seed}))
+    start, history, spent = (0, [], 0.0) if state is None else state.load(model, optimiser, generator)
+    started, window = cpu_clock() - spent, []
+    bar = progress(range(start, train_config.steps), desc=desc)
     for step in bar:
         x = sample_crops(train_config.batch_size, train_config.segment_length, generator).to(device)
         sigma = draw_sigma(x.shape[0], train_config, generator).to(device)
@@ -144,6 +150,8 @@ def train_flow(
             })
             bar.set_postfix(nll=f"{history[-1]['nll']:.3f}")
             window = []
+            if state is not None:
+                state.save(model, optimiser, generator, step + 1, history, cpu_clock() - started)
         if last:
             break
     return model.cpu().eval(), history
@@ -167,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
     train_config = FlowTrainConfig.for_profile(args.profile, **overrides)
     sampler = crop_sampler(args.dataset, args.source, args.data_root, args.profile)
+    folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
+    out = Path(args.out or folder / "flows" / f"{args.dataset}_{args.source}.pt")
+    refuse_committed_path(out, args.profile)
     started = time.perf_counter()
     model, history = train_flow(sampler, flow_config, train_config, seed=args.seed, device=args.device,
-                                desc=f"{args.dataset}/{args.source}")
+                                desc=f"{args.dataset}/{args.source}", state_path=out.with_name(out.name + ".state.pt"))
     wall = time.perf_counter() - started
-    out = Path(args.out or REPO_ROOT / "checkpoints" / "flows" / f"{args.dataset}_{args.source}.pt")
     save_checkpoint(out, model, metadata={
         "dataset": args.dataset, "train_config": train_config.to_dict(), "history": history,
         "wall_seconds": wall, "steps_done": history[-1]["step"] if history else 0, "seed": args.seed,

@@ -31,6 +31,8 @@ from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
 from sepcore.train.budget import budget_fraction, budget_step, cpu_clock
+from sepcore.train.resume import LoopState, flatten_config
+from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 MixtureSampler = Callable[[int, int, torch.Generator], torch.Tensor]
@@ -92,6 +94,7 @@ def train_variational(
     seed: int = 0,
     device: str = "auto",
     desc: str = "train encoders",
+    state_path=None,
 ) -> tuple[VariationalSeparator, list[dict]]:
     """Fit the encoders by maximising the ELBO; returns the separator (eval, CPU) and the curves.
 
@@ -103,8 +106,11 @@ def train_variational(
     separator = VariationalSeparator(config).to(device).train()
     priors = [prior.to(device).eval().requires_grad_(False) for prior in priors]
     optimiser = torch.optim.Adam(separator.parameters(), lr=train_config.lr)
-    history, window, started = [], [], cpu_clock()
-    bar = progress(range(train_config.steps), desc=desc)
+    state = None if state_path is None else LoopState(state_path, flatten_config(
+        {"separator": config.to_dict(), "train": train_config.to_dict(), "seed": seed}))
+    start, history, spent = (0, [], 0.0) if state is None else state.load(separator, optimiser, generator)
+    window, started = [], cpu_clock() - spent
+    bar = progress(range(start, train_config.steps), desc=desc)
     for step in bar:
         mixture = sample_mixtures(train_config.batch_size, train_config.segment_length, generator).to(device)
         # the warm-up follows the spent fraction of the budget (steps or CPU time), so beta reaches 1
@@ -129,6 +135,8 @@ def train_variational(
             history.append(row)
             bar.set_postfix(elbo=f"{row['elbo']:.2f}", kl=f"{row['kl']:.2f}")
             window = []
+            if state is not None:
+                state.save(separator, optimiser, generator, step + 1, history, cpu_clock() - started)
         if last:
             break
     return separator.cpu().eval(), history
@@ -140,7 +148,7 @@ def checkpoint_path(dataset: str, posterior: str) -> Path:
 
 def train_against_flows(profile: str, config: VariationalConfig, dataset_name: str, mixtures, *,
                         retrain_priors: bool = False, seed: int = 0, device: str = "auto",
-                        train_overrides: dict | None = None):
+                        train_overrides: dict | None = None, state_path=None):
     """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items)
     against the flow priors ``dataset_name`` of its sources (:func:`sepcore.models.priors.flow_priors`);
     returns ``(separator, history, priors, wall_seconds)``."""
@@ -151,7 +159,8 @@ def train_against_flows(profile: str, config: VariationalConfig, dataset_name: s
     priors = [prior_map[name] for name in config.sources]
     started = time.perf_counter()
     separator, history = train_variational(priors, mixture_sampler(mixtures), config, train_config,
-                                           seed=seed, device=device, desc=f"{dataset_name}/{config.posterior}")
+                                           seed=seed, device=device, desc=f"{dataset_name}/{config.posterior}",
+                                           state_path=state_path)
     return separator, history, priors, time.perf_counter() - started
 
 
@@ -190,14 +199,20 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {"posterior": args.posterior} if args.posterior else {}
     train_overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
+    posterior = args.posterior or ("beta" if args.dataset == "toy" else "truncnormal")
+    default_out = checkpoint_path(args.dataset, posterior)
+    if args.profile != "default":
+        default_out = REPO_ROOT / "_build" / args.profile / "checkpoints" / "variational" / default_out.name
+    out = Path(args.out or default_out)
+    refuse_committed_path(out, args.profile)
+    state_path = out.with_name(out.name + ".state.pt")
     if args.dataset == "toy":
-        separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device,
-                                                overrides=overrides, train_overrides=train_overrides)
+        separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device, overrides=overrides,
+                                                train_overrides=train_overrides, state_path=state_path)
     else:
         separator, history, _, wall = train_slakh(args.profile, data_root=args.data_root, seed=args.seed,
                                                   device=args.device, overrides=overrides,
-                                                  train_overrides=train_overrides)
-    out = Path(args.out or checkpoint_path(args.dataset, separator.config.posterior))
+                                                  train_overrides=train_overrides, state_path=state_path)
     train_config = VariationalTrainConfig.for_profile(args.profile, **train_overrides)
     save_checkpoint(out, separator, metadata={
         "dataset": args.dataset, "train_config": train_config.to_dict(), "history": history,
