@@ -144,7 +144,9 @@ def test_flow_training_resumes_to_the_same_weights_and_refuses_another_config(tm
     class Stop(Exception):
         pass
 
-    def stopping(n, length, generator, calls=[0]):
+    calls = [0]
+
+    def stopping(n, length, generator):
         calls[0] += 1
         if calls[0] == 5:                              # dies during step 5, after the state of step 4
             raise Stop
