@@ -3,6 +3,7 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -74,3 +75,15 @@ def test_time_budget_stop_saves_resumable_state(tmp_path):
     train_vqvae(config, tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources, max_seconds=0)
     assert torch.load(tmp_path / "vq.pt.state.pt", weights_only=False)["step"] == 1
     assert torch.load(tmp_path / "vq.pt", weights_only=False)["metadata"]["steps_done"] == 1
+
+
+def test_vqvae_resume_refuses_another_config(tmp_path):
+    from sepcore.train.fit import ConfigMismatch
+
+    config = VQVAETrainConfig.quick().replace(steps=1, batch_size=4, segment_length=256, checkpoint_every=1)
+    model_config = VQVAEConfig.quick().replace(codebook_size=8, width=8, code_dim=4)
+    sources = {"drums": NoiseStems(), "bass": NoiseStems()}
+    train_vqvae(config, tmp_path / "vq.pt", model_config=model_config, device="cpu", sources=sources)
+    with pytest.raises(ConfigMismatch, match="train"):
+        train_vqvae(config.replace(lin_weight=0.5), tmp_path / "vq.pt", model_config=model_config, device="cpu",
+                    sources=sources)

@@ -47,39 +47,51 @@ def state_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".state.pt")
 
 
-def save_state(out, model, optimizer, step: int, extra: dict | None = None) -> None:
+def save_state(out, model, optimizer, step: int, extra: dict | None = None, config: dict | None = None) -> None:
     path = state_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "extra": extra or {}}, tmp)
+                "extra": extra or {}, "config": config}, tmp)
     os.replace(tmp, path)
 
 
-def load_state(out, model, optimizer) -> tuple[int, dict]:
-    """Resume from ``<out>.state.pt`` if it exists: returns ``(step, extra)``; ``(0, {})`` otherwise."""
+def load_state(out, model, optimizer, config: dict | None = None, log=print) -> tuple[int, dict]:
+    """Resume from ``<out>.state.pt`` if it exists: returns ``(step, extra)``; ``(0, {})`` otherwise.
+
+    With ``config`` (plain data), a state written with another config is refused, naming the fields."""
+    from sepcore.train.fit import ConfigMismatch, _diff
+
     path = state_path(out)
     if not path.exists():
         return 0, {}
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if config is not None:
+        saved = state.get("config")
+        differs = ["<no config saved>"] if saved is None else _diff(saved, config)
+        if differs:
+            raise ConfigMismatch(f"{path} was written with another config (fields {differs}); delete it to start "
+                                 "over, or run with the same settings")
+    log(f"resuming at step {int(state['step'])} ({path})")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"]), state.get("extra", {})
 
 
 def after_step(out, model, optimizer, done: int, *, total: int, every: int, rank: int,
-               started: float, max_seconds: float | None) -> bool:
+               started: float, max_seconds: float | None, config: dict | None = None) -> bool:
     """Save the resumable state every ``every`` steps and at the end; return True when the
-    wall-time budget is spent (the state is saved first, so a later run resumes from here)."""
-    import time
+    CPU-time budget (``started``: :func:`sepcore.train.budget.cpu_clock`) is spent (the state is
+    saved first, so a later run resumes from here)."""
+    from sepcore.train.budget import cpu_clock
 
     if done % every == 0 or done == total:
         if rank == 0:
-            save_state(out, model, optimizer, done)
+            save_state(out, model, optimizer, done, config=config)
         barrier()
-    if max_seconds is not None and time.time() - started > max_seconds:
+    if max_seconds is not None and cpu_clock() - started > max_seconds:
         if rank == 0:
-            save_state(out, model, optimizer, done)
+            save_state(out, model, optimizer, done, config=config)
         return True
     return False
 

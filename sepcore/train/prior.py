@@ -26,6 +26,8 @@ from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
+from sepcore.train.budget import cpu_clock
+from sepcore.train.resume import flatten_config
 from sepcore.train.stems import stem_source
 from sepcore.utils import progress, quiet, seed_everything
 
@@ -101,7 +103,9 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
     window = min(config.window, codes.shape[1], prior_config.block_size)
     model = TransformerPrior(prior_config).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    start, _ = ddp.load_state(out, model, optimizer)
+    run_config = flatten_config({"train": {k: v for k, v in config.to_dict().items() if k != "steps"},  # the budget may grow
+                                 "model": prior_config.to_dict()})
+    start, _ = ddp.load_state(out, model, optimizer, config=run_config, log=print if rank == 0 else (lambda *_: None))
     wrapped = ddp.wrap(model, dev)
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + 7919 * start)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -109,7 +113,7 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
     for _ in range(start):
         schedule.step()
     bar = progress(range(start, config.steps), desc=f"train prior {source_class}", disable=(rank != 0) or quiet())
-    started, loss_value, steps_done = time.time(), float("nan"), start
+    started, wall_started, loss_value, steps_done = cpu_clock(), time.time(), float("nan"), start
     for step in bar:
         rows = torch.randint(0, codes.shape[0], (config.batch_size,), generator=generator)
         offsets = torch.randint(0, codes.shape[1] - window + 1, (config.batch_size,), generator=generator)
@@ -128,11 +132,11 @@ def train_prior(config: PriorTrainConfig, codes: torch.Tensor, out, *, vocab_siz
             bar.set_postfix(nats=f"{loss_value:.3f}")
         done = steps_done = step + 1
         if ddp.after_step(out, model, optimizer, done, total=config.steps, every=config.checkpoint_every,
-                          rank=rank, started=started, max_seconds=max_seconds):
+                          rank=rank, started=started, max_seconds=max_seconds, config=run_config):
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "final_loss_nats": loss_value,
-                                              "world_size": world, "steps_done": steps_done, "wall_time_s": round(time.time() - started, 1),
+                                              "world_size": world, "steps_done": steps_done, "wall_time_s": round(time.time() - wall_started, 1), "cpu_seconds": round(cpu_clock() - started, 1),
                                               **(metadata or {})})
     ddp.barrier()
     return model.eval()

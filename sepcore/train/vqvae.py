@@ -22,6 +22,8 @@ from sepcore.checkpoints import save_checkpoint
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
+from sepcore.train.budget import cpu_clock
+from sepcore.train.resume import flatten_config
 from sepcore.train.stems import stem_source
 from sepcore.utils import progress, quiet, seed_everything
 
@@ -83,7 +85,9 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
         model_config = model_config.replace(name="lqvae")
     model = VQVAE(model_config).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start, _ = ddp.load_state(out, model, optimizer)
+    run_config = flatten_config({"train": {k: v for k, v in config.to_dict().items() if k != "steps"},  # the budget may grow
+                                 "model": model_config.to_dict()})
+    start, _ = ddp.load_state(out, model, optimizer, config=run_config, log=print if rank == 0 else (lambda *_: None))
     objective = ddp.wrap(_Objective(model), dev)
     if sources is None:
         sources = {c: stem_source(c, profile=config.profile, data_root=data_root, synthetic=config.synthetic)
@@ -92,7 +96,7 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + 7919 * start)
     segment = config.segment_length - config.segment_length % model_config.hop
     bar = progress(range(start, config.steps), desc=f"train {model_config.name}", disable=(rank != 0) or quiet())
-    started, steps_done = time.time(), start
+    started, wall_started, steps_done = cpu_clock(), time.time(), start
     stats = {}
     for step in bar:
         x = draw_batch(sources, config.batch_size, segment, generator).to(dev)
@@ -106,12 +110,12 @@ def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | No
             bar.set_postfix(rec=f"{stats['rec']:.4f}", lin=f"{stats['lin']:.4f}")
         done = steps_done = step + 1
         if ddp.after_step(out, model, optimizer, done, total=config.steps, every=config.checkpoint_every,
-                          rank=rank, started=started, max_seconds=max_seconds):
+                          rank=rank, started=started, max_seconds=max_seconds, config=run_config):
             break
     if rank == 0:
         save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "data": data_label,
                                               "final_losses": stats, "world_size": world, "steps_done": steps_done,
-                                              "wall_time_s": round(time.time() - started, 1)})
+                                              "wall_time_s": round(time.time() - wall_started, 1), "cpu_seconds": round(cpu_clock() - started, 1)})
     ddp.barrier()
     return model.eval()
 
