@@ -28,7 +28,8 @@ track of the first class with a random track of the second at a random offset. `
 share of validation triples (pairing 0 and one re-pairing of the validation split) whose count is
 zero; the held-out log-likelihood (nats per position) is that of the raw ratios (unseen triples at
 log 1e-16) and of the smoothed table with the back-off chosen on the same validation triples. The
-file stores the counts as int32 keys and counts; `log p` is recomputed at load.
+file stores the counts compactly (key gaps and counts as uint8, rare large values beside them);
+`log p` is recomputed at load.
 
 | file | size | codec | classes | pairings | positions | entries | density | unseen (validation) | held-out nats raw / smoothed | back-off | CPU minutes | command |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|

@@ -195,3 +195,17 @@ def test_compact_counts_round_trip():
     back = load_compact_counts(compact_counts(lik))
     assert torch.equal(dense_counts(back), dense_counts(lik))
     assert torch.equal(back.k_ptr, lik.k_ptr) and torch.allclose(back.log_p, lik.log_p)
+
+
+def test_compact_counts_keep_large_gaps_and_counts():
+    from sepcore.train.counts import compact_counts, load_compact_counts
+
+    K = 64
+    i = torch.tensor([0, 63, 63, 5] + [7] * 300)
+    j = torch.tensor([0, 63, 62, 9] + [7] * 300)
+    k = torch.tensor([1, 63, 0, 2] + [3] * 300)
+    lik = CountLikelihood.fit([(i, j, k)], K)
+    packed = compact_counts(lik)
+    assert packed["key_gaps"]["big_index"].numel() > 0 and packed["counts"]["big_index"].numel() > 0
+    back = load_compact_counts(packed)
+    assert torch.equal(dense_counts(back), dense_counts(lik))
