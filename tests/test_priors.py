@@ -70,3 +70,20 @@ def test_training_table_reads_the_history_and_the_checkpoint(tmp_path):
     assert table.loc["a", "parameters"] == sum(p.numel() for p in prior.parameters())
     assert table.loc["a", "train_minutes"] == 1.5 and table.loc["a", "checkpoint_MB"] == 2.0
     assert table.loc["b", "final_nll_clean"] == -2.0 and math.isnan(table.loc["b", "checkpoint_MB"])
+
+
+def test_leakage_of_a_gaussian_prior_is_its_linear_shrinkage():
+    """A Gaussian prior N(0, tau^2) denoises by the linear factor tau^2 / (tau^2 + sigma^2): it keeps
+    its own class and every other class by that same factor (it cannot tell them apart)."""
+    from sepcore.models.priors import leakage
+    from sepcore.separation.langevin import GaussianPrior
+
+    tau = 0.5
+    g = torch.Generator().manual_seed(0)
+    clean = {"a": torch.randn(64, 2048, generator=g, dtype=torch.float64),
+             "b": torch.randn(64, 2048, generator=g, dtype=torch.float64)}
+    frame = leakage({"a": GaussianPrior(0.0, tau)}, clean, [0.1, 1.0], g, mixing_weight=1.0)
+    assert list(frame.other) == ["b", "b"]
+    for row in frame.itertuples():
+        factor = tau**2 / (tau**2 + row.sigma**2)
+        assert abs(row.own - factor) < 0.02 and abs(row.kept - factor) < 0.02
