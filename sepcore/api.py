@@ -369,6 +369,14 @@ def _register_builtin_methods() -> None:
                            "likelihood_weight": Knob(3.0, 0.0, 10.0, 0.5, help="lambda"),
                            "sampler": Knob("beam", choices=("greedy", "beam", "ancestral", "top_k", "top_p"), help="search or sampling rule")},
                     requires=("sepcore.separation.lass_search",))
+    register_method("lass-spectral", "sepcore.separation.adapters:make_lass_spectral",
+                    description="LASS over a phase-free spectral codec, smoothed counts, masked output (our extension; drums+bass)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents",
+                    chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={"n_beams": Knob(10, 1, 32, 1, help="beams"),
+                           "likelihood_weight": Knob(-1.0, -1.0, 10.0, 0.5, help="lambda; -1: the value chosen on validation"),
+                           "output": Knob("masked", choices=("masked", "raw"), help="mask the mixture, or Griffin-Lim decodes")},
+                    requires=("sepcore.separation.lass_search",))
 
 
 #: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment).

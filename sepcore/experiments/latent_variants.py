@@ -332,3 +332,15 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
                          "steps": info.get("step", info.get("steps_done")), "cpu_minutes": round(info.get("cpu_seconds", float("nan")) / 60, 1),
                          "train_codes": info.get("train_codes")})
     return pd.DataFrame(rows)
+
+
+def save_validation_choice(folder, chosen: dict, *, n_chunks: int) -> None:
+    """Write the validation choice where ``sepcore separate --method lass-spectral`` reads its defaults."""
+    import json
+    from pathlib import Path
+
+    from sepcore.separation.adapters import SPECTRAL_SETTINGS
+
+    record = {**chosen, "chosen_on": f"{n_chunks} validation chunks (drums/bass), masked-output SDR",
+              "written_by": "notebooks/11_lass_audio.md (lv.choose_on_validation)"}
+    (Path(folder) / SPECTRAL_SETTINGS).write_text(json.dumps(record, indent=2) + "\n")

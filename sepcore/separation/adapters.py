@@ -92,11 +92,13 @@ def _latent_models(kind: str, sources: Sequence[str], folder, device):
     from pathlib import Path
 
     from sepcore.checkpoints import load_model
+    from sepcore.models.spectral_codec import SpectralCodec
     from sepcore.models.transformer import TransformerPrior
     from sepcore.models.vqvae import VQVAE
 
     folder = Path(folder)
-    vqvae = load_model(folder / f"{kind}.pt", expect_class=VQVAE, device=device)
+    codec_class = SpectralCodec if kind == "spectral" else VQVAE
+    vqvae = load_model(folder / f"{kind}.pt", expect_class=codec_class, device=device)
     priors = [load_model(folder / f"prior_{kind}_{s}.pt", expect={"source_class": s}, expect_class=TransformerPrior,
                          device=device) for s in sources]           # each prior must be of the class it is loaded for
     return vqvae, priors
@@ -130,3 +132,46 @@ def make_lass(sources: Sequence[str], *, checkpoint="checkpoints/latents", devic
     config = LASSConfig.default().replace(method=sampler, n_rows=n_beams,
                                           likelihood_weight=likelihood_weight, seed=seed)
     return LASSSeparator(vqvae, priors, likelihood, config, device=device).separate
+
+
+SPECTRAL_SETTINGS = "lass_spectral_settings.json"
+
+
+def spectral_lass_defaults(folder) -> dict:
+    """The likelihood weight and mask power chosen on validation by the LASS audio chapter
+    (``<checkpoints>/lass/lass_spectral_settings.json``); lambda = 3, p = 2 when it is absent."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder).parent / "lass" / SPECTRAL_SETTINGS
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return {"likelihood_weight": float(saved["likelihood_weight"]), "mask_power": float(saved["mask_power"])}
+    return {"likelihood_weight": 3.0, "mask_power": 2.0}
+
+
+def make_lass_spectral(sources: Sequence[str], *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+                       n_beams: int = 10, likelihood_weight: float = -1.0, output: str = "masked", **_unused):
+    """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its class
+    priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``; the output masks
+    the mixture with the decoded magnitudes (``output="raw"``: Griffin-Lim decodes). A negative
+    ``likelihood_weight`` takes the value chosen on validation."""
+    from pathlib import Path
+
+    from sepcore.experiments.latent_variants import load_counts_file
+    from sepcore.separation.lass_search import LASSConfig, LASSSeparator
+    from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
+
+    folder = Path(checkpoint)
+    codec, priors = _latent_models("spectral", sources, folder, device)
+    counts_path = folder.parent / "lass" / f"counts_spectral_{'_'.join(sources)}.pt"
+    if not counts_path.exists():
+        raise FileNotFoundError(f"{counts_path} does not exist: LASS on the spectral codec has counts for drums and bass "
+                                "only (`python -m sepcore.train.counts --codec checkpoints/latents/spectral.pt ...`)")
+    counts, metadata = load_counts_file(counts_path)
+    likelihood = SmoothedCountLikelihood(counts, codec.codebook, **metadata["smoothing"])
+    defaults = spectral_lass_defaults(folder)
+    weight = defaults["likelihood_weight"] if likelihood_weight < 0 else likelihood_weight
+    config = LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
+                        mask_power=defaults["mask_power"])
+    return LASSSeparator(codec, priors, likelihood, config, device=device).separate
