@@ -29,6 +29,7 @@ def test_toy_methods_through_the_api(method, knobs):
 @pytest.mark.parametrize("method,knobs", [
     ("latent-bayes", {"n_candidates": 2}),
     ("lass", {"n_beams": 2}),
+    ("lass-spectral", {"n_beams": 2}),
     ("langevin-slakh", {"n_levels": 2, "steps_per_level": 2}),
     ("variational-slakh", {}),
 ])
@@ -61,3 +62,14 @@ def test_results_registry_builds_generative_methods_only_where_they_have_priors(
     assert langevin.build(None, ("drums", "guitar"), 22050) is None          # no guitar flow prior
     assert chunk_budget("Langevin (flow priors)", "default", 8) == 2
     assert chunk_budget("LASS (beam, 10 beams)", "default", 8) == 8
+
+
+def test_spectral_lass_masked_stems_add_up_to_the_mixture():
+    from sepcore.mixing import mix
+
+    t = torch.arange(16384) / 22050
+    mixture = 0.2 * torch.sin(2 * torch.pi * 55 * t) + 0.05 * torch.randn(16384, generator=torch.Generator().manual_seed(2))
+    estimates = sepcore.separate(mixture, method="lass-spectral", sources=("drums", "bass"), sample_rate=22050, n_beams=2)
+    assert torch.allclose(mix(estimates, dim=0), mixture, atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="drums and bass only"):
+        sepcore.separate(mixture, method="lass-spectral", sources=("drums", "guitar"), sample_rate=22050, n_beams=2)

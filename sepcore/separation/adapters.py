@@ -163,11 +163,11 @@ def make_lass_spectral(sources: Sequence[str], *, checkpoint="checkpoints/latent
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
 
     folder = Path(checkpoint)
-    codec, priors = _latent_models("spectral", sources, folder, device)
     counts_path = folder.parent / "lass" / f"counts_spectral_{'_'.join(sources)}.pt"
     if not counts_path.exists():
         raise FileNotFoundError(f"{counts_path} does not exist: LASS on the spectral codec has counts for drums and bass "
                                 "only (`python -m sepcore.train.counts --codec checkpoints/latents/spectral.pt ...`)")
+    codec, priors = _latent_models("spectral", sources, folder, device)
     counts, metadata = load_counts_file(counts_path)
     likelihood = SmoothedCountLikelihood(counts, codec.codebook, **metadata["smoothing"])
     defaults = spectral_lass_defaults(folder)
