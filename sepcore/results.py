@@ -79,6 +79,8 @@ BLIND_NAMES = {"rpca": "rPCA", "ica": "ICA", "hpss": "HPSS", "repet": "REPET", "
                "ft2d": "FT2D", "nmf": "NMF"}
 for _method, _name in BLIND_NAMES.items():
     register(MethodSpec(_name, "blind", _blind(_method), "fixed class assignment (sepcore.separation.blind)"))
+
+
 def _mixture(dataset, classes, sample_rate):
     from sepcore.separation.naive import average
 
