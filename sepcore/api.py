@@ -65,6 +65,8 @@ from sepcore.validation import (
 Separator = Callable[[torch.Tensor], torch.Tensor]
 #: Arguments every factory receives; any other keyword argument with a default is a knob.
 STANDARD_ARGUMENTS = ("sources", "checkpoint", "sample_rate", "device", "seed")
+#: Inputs shorter than this (at the method's rate) are zero-padded for the separation, then cropped back.
+MIN_SAMPLES = 8192
 
 
 class MethodUnavailable(RuntimeError):
@@ -259,8 +261,16 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
         chunk_length = int(round(chunk_seconds * work_rate))
         overlap = min(int(round(overlap_seconds * work_rate)), chunk_length // 2)
         separate_fn = chunked(separate_fn, chunk_length, overlap, show_progress=show_progress, desc=method)
+    short = work.shape[-1] < MIN_SAMPLES
+    if short:           # a method's transforms need some context: separate zero-padded, crop back
+        conversions.append(f"the input ({work.shape[-1]} samples at {work_rate} Hz) is shorter than {MIN_SAMPLES} samples: "
+                           "it was zero-padded for the separation and the estimates cropped back")
+        length = work.shape[-1]
+        work = torch.nn.functional.pad(work, (0, MIN_SAMPLES - length))
     with torch.no_grad():
         estimates = separate_fn(work.to(device)).detach().float().cpu()              # (n_sources, time)
+    if short:
+        work, estimates = work[:length], estimates[:, :length]
     if estimates.shape != (len(sources), work.shape[-1]):
         raise RuntimeError(f"method {method!r} returned shape {tuple(estimates.shape)}, "
                            f"expected {(len(sources), work.shape[-1])}")

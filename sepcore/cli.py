@@ -120,7 +120,7 @@ def command_separate(args: argparse.Namespace) -> int:
         if created and not any(out.iterdir()):
             out.rmdir()                                      # leave nothing behind
         raise
-    notes = list(audio.notes)
+    notes = list(audio.notes) + list(info.get("input_conversions", []))
     if info["resampled"]:
         low = min(audio.sample_rate, info["method_sample_rate"]) / 2
         notes.append(f"resampled from {audio.sample_rate} Hz to the method's {info['method_sample_rate']} Hz "

@@ -98,3 +98,39 @@ def test_notes_tell_of_truncation_range_and_resampling(tmp_path):
 
     notes = json.loads((tmp_path / "o" / "settings.json").read_text())["conversions"]
     assert any("nothing above 11 kHz" in note for note in notes)
+
+
+CLI_CASES = [
+    # (case, extra arguments, expected exit code, expected message fragment)
+    ("chunk-seconds inf", ["--chunk-seconds", "inf"], 2, "chunk_seconds"),
+    ("chunk-seconds negative", ["--chunk-seconds", "-1"], 2, "chunk_seconds"),
+    ("overlap negative", ["--overlap-seconds", "-1"], 2, "overlap_seconds"),
+    ("knob out of range", ["--method", "lass", "--knob", "n_beams=0"], 2, "must lie in"),
+    ("knob NaN", ["--method", "latent-bayes", "--knob", "sigma=nan"], 2, "finite"),
+    ("knob not a number", ["--method", "latent-bayes", "--knob", "n_candidates=many"], 2, "n_candidates"),
+    ("knob without a value", ["--method", "lass", "--knob", "n_beams"], 2, "NAME=VALUE"),
+    ("unknown knob", ["--method", "hpss", "--knob", "power=2"], 2, "no knob"),
+    ("unknown method", ["--method", "magic"], 2, "unknown method"),
+    ("duplicate sources", ["--sources", "bass", "bass"], 2, "distinct"),
+    ("checkpoint for a method without one", ["--method", "hpss", "--checkpoint", "x.pt"], 2, "uses no checkpoint"),
+    ("missing checkpoint", ["--method", "lass", "--checkpoint", "/nonexistent/folder"], 2, "does not exist"),
+]
+
+
+@pytest.mark.parametrize("case, extra, code, message", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_settings_are_one_line_errors(folder, capsys, case, extra, code, message):
+    assert run(folder, *extra) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (folder / "stems").exists()
+
+
+def test_a_one_sample_input_is_padded_for_the_method_and_cropped_back(tmp_path):
+    import json
+
+    soundfile.write(tmp_path / "one.wav", np.array([0.5], np.float32), 22050, subtype="FLOAT")
+    assert main(["separate", str(tmp_path / "one.wav"), "--min-seconds", "0", "--method", "hpss", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 0
+    data, _ = soundfile.read(tmp_path / "o" / "drums.wav")
+    assert np.asarray(data).size == 1
+    assert any("zero-padded" in n for n in json.loads((tmp_path / "o" / "settings.json").read_text())["conversions"])

@@ -225,3 +225,23 @@ def test_real_slakh_format_flac_44k_stereo(tmp_path):
 
     expected = AF.resample(torch.from_numpy((guitar_a.mean(1) + guitar_b).astype(np.float32)), 44100, 22050)
     torch.testing.assert_close(data[1]["sources"][0], expected[CHUNK: 2 * CHUNK], atol=1e-5, rtol=0)
+
+
+def test_an_unknown_class_is_an_error_not_an_empty_dataset(handmade):
+    root, _ = handmade
+    with pytest.raises(ValueError, match=r"class \['violin'\]"):
+        SlakhMixtures(root, ("drums", "violin"), chunk_length=CHUNK)
+
+
+def test_a_stem_rewritten_within_the_same_second_refreshes_the_manifest(handmade):
+    import os
+
+    from sepcore.data.slakh import folder_fingerprint
+
+    root, _ = handmade
+    track = root / "test" / "Track00001"
+    before = folder_fingerprint([track])
+    stem = next((track / "stems").iterdir())
+    stat = stem.stat()
+    os.utime(stem, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))      # one microsecond later
+    assert folder_fingerprint([track]) != before

@@ -187,7 +187,7 @@ def folder_fingerprint(tracks: list[Path]) -> str:
         for path in sorted(track.rglob("*")):
             if path.is_file() and path.suffix in (".yaml", *AUDIO_EXTENSIONS):
                 stat = path.stat()
-                entries.append((str(path.relative_to(track.parent)), stat.st_size, int(stat.st_mtime)))
+                entries.append((str(path.relative_to(track.parent)), stat.st_size, stat.st_mtime_ns))   # ns: a rewrite within a second counts
     return stable_hash(entries)
 
 
@@ -216,6 +216,11 @@ class SlakhMixtures(torch.utils.data.Dataset):
         self.silence_threshold, self.seed = float(silence_threshold), int(seed)
         self.mixing = get_mixing(mixing)
         self.tracks = {t.name: t for t in list_tracks(self.root, split)}
+        known = {stem_class(stem) for t in self.tracks.values() for stem in read_metadata(t)["stems"].values()}
+        unknown = [c for c in self.classes if c not in known]
+        if unknown:
+            raise ValueError(f"no track of {self.root / split} has a stem of class {unknown}; classes present: "
+                             f"{sorted(known)}")
         self._load = functools.lru_cache(maxsize=cache_tracks)(self._load_track)
         full = self._full_manifest(manifest_dir)
         chunk_ids = full["id"].drop_duplicates().tolist()

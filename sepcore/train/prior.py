@@ -160,6 +160,9 @@ def main(argv=None) -> None:
         p.add_argument("--data-root", default=None)
         p.add_argument("--synthetic", action="store_true")
     args = parser.parse_args(argv)
+    from sepcore.train.safe_paths import refuse_committed_path
+
+    refuse_committed_path(args.out, args.profile)
     overrides = {"synthetic": True} if args.synthetic else {}
     if getattr(args, "steps", None):
         overrides["steps"] = args.steps

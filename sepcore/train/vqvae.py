@@ -132,6 +132,9 @@ def main(argv=None) -> None:
     parser.add_argument("--synthetic", action="store_true", help="train on the procedural stand-in audio")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
     args = parser.parse_args(argv)
+    from sepcore.train.safe_paths import refuse_committed_path
+
+    refuse_committed_path(args.out, args.profile)
     overrides = {k: v for k, v in {"lin_weight": args.lin_weight, "steps": args.steps,
                                    "classes": tuple(args.classes) if args.classes else None,
                                    "synthetic": args.synthetic or None}.items() if v is not None}
