@@ -208,6 +208,9 @@ def write_outputs(directory: str | Path, stems: dict[str, torch.Tensor], sample_
     Returns:
         The written paths. On any failure no new file is left in ``directory``.
     """
+    directory = Path(directory)
+    if not directory.exists():     # a fresh folder: write everything beside it, then rename it in one step
+        return _write_fresh_folder(directory, stems, sample_rate, settings, subtype)
     directory = ensure_writable_dir(directory)
     staged: list[tuple[Path, Path]] = []
     try:
@@ -228,6 +231,21 @@ def write_outputs(directory: str | Path, stems: dict[str, torch.Tensor], sample_
             tmp.unlink(missing_ok=True)
         raise
     return [target for _, target in staged]
+
+
+def _write_fresh_folder(directory: Path, stems, sample_rate, settings, subtype) -> list[Path]:
+    """All outputs into a temporary sibling folder, renamed to ``directory`` at the end (atomic)."""
+    import shutil
+
+    ensure_writable_dir(directory.parent)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.sepcore-"))
+    try:
+        written = write_outputs(staging, stems, sample_rate, settings=settings, subtype=subtype)
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [directory / p.name for p in written]
 
 
 def write_wav(path: str | Path, samples: torch.Tensor, sample_rate: int, subtype: str = "FLOAT") -> Path:

@@ -132,6 +132,8 @@ def command_separate(args: argparse.Namespace) -> int:
         "wav_subtype": "FLOAT", "sepcore_version": __version__, "versions": package_versions(),
         "command": " ".join(["sepcore", *args.argv]), "wall_seconds": round(time.perf_counter() - started, 3),
     }
+    if created and not any(out.iterdir()):
+        out.rmdir()            # a folder this run creates is written whole beside it and renamed in one step
     written = write_outputs(out, dict(zip(names, estimates)), audio.sample_rate, settings=settings)
     for path in stale:                                       # stems of an earlier run that this one did not write
         path.unlink(missing_ok=True)
@@ -213,8 +215,15 @@ def command_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``sepcore: error: ...``, exit status 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"sepcore: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sepcore", description="Unsupervised music source separation.")
+    parser = _Parser(prog="sepcore", description="Unsupervised music source separation.")
     parser.add_argument("--version", action="version", version=f"sepcore {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -95,7 +95,7 @@ def test_a_failure_leaves_no_partial_output(tmp_path):
     out = tmp_path / "stems"
     with pytest.raises(AudioError, match="mono"):
         write_outputs(out, {"drums": good, "bass": torch.zeros(2, 10)}, RATE, settings={"a": 1})
-    assert list(out.iterdir()) == []                                   # neither drums.wav nor a temp file
+    assert not out.exists() and list(tmp_path.iterdir()) == []        # no folder, no drums.wav, no temp file
     written = write_outputs(out, {"drums": good, "bass": -good}, RATE, settings={"a": 1})
     assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "settings.json"]
     assert [Path(p).name for p in written] == ["drums.wav", "bass.wav", "settings.json"]

@@ -134,3 +134,33 @@ def test_a_one_sample_input_is_padded_for_the_method_and_cropped_back(tmp_path):
     data, _ = soundfile.read(tmp_path / "o" / "drums.wav")
     assert np.asarray(data).size == 1
     assert any("zero-padded" in n for n in json.loads((tmp_path / "o" / "settings.json").read_text())["conversions"])
+
+
+def test_a_new_output_folder_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    import sepcore.audio as audio
+
+    stems = {"a": np.zeros(100, np.float32), "b": np.zeros(100, np.float32)}
+    written = audio.write_outputs(tmp_path / "new", stems, RATE, settings={"x": 1})
+    assert sorted(p.name for p in written) == ["a.wav", "b.wav", "settings.json"]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["a.wav", "b.wav", "settings.json"]
+    calls = []
+    original = audio._write_wav_file
+
+    def failing(path, samples, sample_rate, subtype):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        original(path, samples, sample_rate, subtype)
+
+    monkeypatch.setattr(audio, "_write_wav_file", failing)
+    with pytest.raises(OSError):
+        audio.write_outputs(tmp_path / "other", stems, RATE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]         # no folder, no staging left behind
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["separate", "x.wav", "--out", "o", "--seed", "1e23"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sepcore: error:") and len(err.splitlines()) == 1

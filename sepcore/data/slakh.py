@@ -212,6 +212,8 @@ class SlakhMixtures(torch.utils.data.Dataset):
         self.classes = tuple(c.lower() for c in classes)
         if len(set(self.classes)) != len(self.classes) or not self.classes:
             raise ValueError(f"classes must be distinct and non-empty, got {classes}")
+        if int(chunk_length) <= 0 or int(sample_rate) <= 0:
+            raise ValueError(f"chunk_length and sample_rate must be positive, got {chunk_length} and {sample_rate}")
         self.split, self.sample_rate, self.chunk_length = split, int(sample_rate), int(chunk_length)
         self.silence_threshold, self.seed = float(silence_threshold), int(seed)
         self.mixing = get_mixing(mixing)
