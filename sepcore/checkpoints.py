@@ -93,6 +93,9 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)   # tensors and plain data only: no code runs
     except pickle.UnpicklingError as error:
+        if "GLOBAL" not in str(error):      # torch names the class it refused; anything else is damaged bytes
+            raise CheckpointError(f"checkpoint {path} could not be read ({error}); the file is corrupt or not a "
+                                  "checkpoint.") from error
         raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and plain data "
                               "(sepcore loads weights only, so no code in a file can run)") from error
     except Exception as error:  # torch raises several types for corrupt files

@@ -96,3 +96,48 @@ def test_settings_record_the_resolved_checkpoint_and_its_sha256():
     assert record["path"] == str((REPO_ROOT / "checkpoints" / "latents").resolve())
     digest = hashlib.sha256((REPO_ROOT / "checkpoints" / "latents" / "lqvae.pt").read_bytes()).hexdigest()
     assert record["sha256"]["lqvae.pt"] == digest
+
+
+def _loader_and_training_cases(tmp_path):
+    """(case, callable, expected exception, message) for the loaders and the training entry points."""
+    from sepcore.checkpoints import load_model, save_checkpoint
+    from sepcore.models.convtasnet import ConvTasNet, ConvTasNetConfig
+    from sepcore.train.fit import ConfigMismatch
+    from sepcore.train.safe_paths import COMMITTED, refuse_committed_path
+    from sepcore.train.supervised import train as train_supervised
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00" * 64)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    small = ConvTasNetConfig.quick()
+    sup = save_checkpoint(tmp_path / "sup.pt", ConvTasNet(small))
+    other = small.replace(**{"n_blocks" if hasattr(small, "n_blocks") else "seed": 99})
+    return [
+        ("missing checkpoint", lambda: load_model(tmp_path / "missing.pt"), Exception, "does not exist"),
+        ("corrupt checkpoint", lambda: load_model(corrupt), Exception, "could not be read"),
+        ("a folder as checkpoint", lambda: load_model(tmp_path), Exception, "could not be read"),
+        ("a plain torch file", lambda: load_model(plain), Exception, "not a sepcore checkpoint"),
+        ("the wrong class", lambda: load_model(sup, expect_class=torch.nn.Linear), Exception, "expected a"),
+        ("the wrong sample rate", lambda: load_model(sup, expect={"sample_rate": 1}), Exception, "expected sample_rate=1"),
+        ("supervised resume with another config",
+         lambda: train_supervised(other, tmp_path, sup, device="cpu", resume=True, log=lambda *_: None),
+         ConfigMismatch, "another config"),
+        ("quick training into checkpoints/",
+         lambda: refuse_committed_path(COMMITTED / "supervised" / "convtasnet.pt", "quick"), SystemExit, "refusing"),
+        ("full training into checkpoints/",
+         lambda: refuse_committed_path(COMMITTED / "latents" / "x.pt", "full"), SystemExit, "refusing"),
+    ]
+
+
+LOADER_CASES = ["missing checkpoint", "corrupt checkpoint", "a folder as checkpoint", "a plain torch file",
+                "the wrong class", "the wrong sample rate", "supervised resume with another config",
+                "quick training into checkpoints/", "full training into checkpoints/"]
+
+
+@pytest.mark.parametrize("case", LOADER_CASES)
+def test_loaders_and_training_refuse_bad_input(case, tmp_path):
+    table = {c[0]: c[1:] for c in _loader_and_training_cases(tmp_path)}
+    action, error, message = table[case]
+    with pytest.raises(error, match=message):
+        action()

@@ -30,6 +30,9 @@ from sepcore.metrics import sdr
 from sepcore.mixing import mix
 from sepcore.models.convtasnet import ConvTasNet, ConvTasNetConfig, sdr_loss
 from sepcore.profiles import PROFILES
+from sepcore.train.fit import ConfigMismatch
+from sepcore.train.resume import flatten_config
+from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
 
 
@@ -84,6 +87,13 @@ def train(config: ConvTasNetConfig, data_root: Path, out: Path, device: str = "a
     done, seconds_before, cpu_before, losses = 0, 0.0, 0.0, []
     if resume and out.exists():
         payload = read_checkpoint(out)
+        budget = ("steps", "max_minutes")                   # the budget may grow; the model and data may not
+        saved = {k: v for k, v in flatten_config(payload["config"]).items() if k not in budget}
+        wanted = {k: v for k, v in flatten_config(config.to_dict()).items() if k not in budget}
+        differs = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        if differs:
+            raise ConfigMismatch(f"{out} was trained with another config (fields {differs}); pass another --out "
+                                 "or the same settings")
         model.load_state_dict(payload["state_dict"])
         done = int(payload["metadata"].get("steps_done", 0))
         seconds_before = float(payload["metadata"].get("train_seconds", 0.0))
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sepcore.train.supervised", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--data-root", default="", help="Slakh2100 copy or where the embedded dataset is rendered")
-    parser.add_argument("--out", default="", help="checkpoint path (default checkpoints/supervised/convtasnet[-<profile>].pt)")
+    parser.add_argument("--out", default="", help="checkpoint path (default checkpoints/supervised/convtasnet.pt; other profiles under _build/<profile>/)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--max-wall-minutes", type=float, default=None, help="also stop after this much wall time")
@@ -146,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in {"steps": args.steps, "max_minutes": args.max_minutes}.items() if v is not None}
     config = ConvTasNetConfig.for_profile(args.profile, **overrides)
     root = resolve_root(args.profile, args.data_root or default_data_root())
-    suffix = "" if args.profile == "default" else f"-{args.profile}"
-    out = Path(args.out) if args.out else REPO_ROOT / "checkpoints" / "supervised" / f"convtasnet{suffix}.pt"
+    folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
+    out = Path(args.out) if args.out else folder / "supervised" / "convtasnet.pt"
+    refuse_committed_path(out, args.profile)
     train(config, root, out, args.device, args.resume, max_wall_minutes=args.max_wall_minutes)
     return 0
 
