@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 
 from sepcore.chunking import chunked
-from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
+from sepcore.utils import REPO_ROOT, file_sha256, resolve_device, seed_everything
 from sepcore.validation import (
     as_mixture,
     check_chunking,
@@ -207,12 +207,10 @@ def resolve_checkpoint(spec: MethodSpec, checkpoint) -> Path | None:
 
 def checkpoint_record(path: Path | None) -> dict | None:
     """``{"path", "sha256"}`` of a checkpoint file, or of every ``.pt`` file of a checkpoint folder."""
-    import hashlib
-
     if path is None:
         return None
     files = [path] if path.is_file() else sorted(p for p in path.glob("*.pt") if not p.name.endswith(".state.pt"))
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    digests = {p.name: file_sha256(p) for p in files}           # hashed once per file version
     return {"path": str(path), "sha256": digests}
 
 
@@ -242,6 +240,7 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
     seed = check_seed(seed)
     knobs = check_knobs(method, knobs, spec.knobs())
     mixture, conversions = as_mixture(mixture, sample_rate)
+    checkpoint = resolve_checkpoint(spec, checkpoint)                 # once: build_separator keeps a resolved path
     input_rate = sample_rate or spec.sample_rate
     work_rate = spec.sample_rate or input_rate
     if work_rate is None and spec.chunk_seconds is not None and chunk_seconds is None:
@@ -281,7 +280,7 @@ def separate_with_info(mixture, method: str = "average", sources: Sequence[str] 
         estimates = estimates[:, : mixture.shape[-1]]
     info = {
         "method": method, "sources": list(sources), "knobs": {**{k: v.default for k, v in spec.knobs().items()}, **knobs},
-        "checkpoint": checkpoint_record(resolve_checkpoint(spec, checkpoint)), "seed": seed,
+        "checkpoint": checkpoint_record(checkpoint), "seed": seed,
         "device": str(device), "sample_rate": input_rate, "method_sample_rate": work_rate,
         "resampled": input_rate != work_rate, "chunk_seconds": chunk_seconds,
         "overlap_seconds": overlap_seconds if chunk_seconds else None,

@@ -18,6 +18,7 @@ means the model prefers the wrong answer (model error: no search can fix it);
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -219,6 +220,9 @@ def load_counts_file(path) -> tuple:
     return load_compact_counts(saved["counts"]), saved["metadata"]
 
 
+CODEC_LABELS = {"vqvae": "VQ-VAE", "spectral": "spectral"}
+
+
 def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),
                    which=None) -> list[Variant]:
     """The latent separators compared in the LASS audio chapter, from the committed checkpoints.
@@ -238,49 +242,51 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     checkpoints = Path(checkpoints)
     latents, lass = checkpoints / "latents", checkpoints / "lass"
 
-    def models(codec_name):
+    @functools.cache
+    def models(codec_name):                 # each codec and its priors loaded once, and only when a variant needs them
         codec = load_model(latents / f"{codec_name}.pt", device=device).eval()
         priors = [load_model(latents / f"prior_{codec_name}_{c}.pt", expect={"source_class": c},
                              expect_class=TransformerPrior, device=device) for c in classes]
         return codec, priors
 
-    def lass_config(lam):
-        return LASSConfig(method="beam", n_rows=settings.n_beams, likelihood_weight=lam)
+    @functools.cache
+    def counts(codec_name):
+        return load_counts_file(lass / f"counts_{codec_name}_drums_bass.pt")
 
-    variants: list[Variant] = []
-    wanted = (lambda label: True) if which is None else (lambda label: label in which)
-    vq, vq_priors = models("vqvae")
-    if wanted("LASS VQ-VAE, paper counts"):
-        counts = load_counts(lass / "audio_counts_vqvae.pt")
-        variants.append(Variant("LASS VQ-VAE, paper counts", LASSSeparator(vq, vq_priors, counts,
-                                lass_config(settings.likelihood_weight), device=device), "VQ-VAE",
-                                "raw ratios over 131k positions (the previous release's file)"))
-    vq_counts, vq_meta = load_counts_file(lass / "counts_vqvae_drums_bass.pt")
-    if wanted("LASS VQ-VAE, smoothed counts"):
-        smooth = SmoothedCountLikelihood(vq_counts, vq.codebook, top_pairs=settings.top_pairs, **vq_meta["smoothing"])
-        variants.append(Variant("LASS VQ-VAE, smoothed counts", LASSSeparator(vq, vq_priors, smooth,
-                                lass_config(settings.likelihood_weight), device=device), "VQ-VAE",
-                                f"{vq_meta['train_positions']} positions, back-off {vq_meta['smoothing']}"))
-    if wanted("latent Bayes VQ-VAE"):
-        variants.append(Variant("latent Bayes VQ-VAE", LatentBayesSeparator(vq, vq_priors, LatentBayesConfig(
-            n_candidates=settings.n_candidates, sigma=0.4), device=device), "VQ-VAE", "sigma 0.4 (paper 003 code)"))
-    sp, sp_priors = models("spectral")
-    sp_counts, sp_meta = load_counts_file(lass / "counts_spectral_drums_bass.pt")
-    if wanted("LASS spectral, raw counts"):
-        variants.append(Variant("LASS spectral, raw counts", LASSSeparator(sp, sp_priors, sp_counts,
-                                lass_config(settings.spectral_likelihood_weight), device=device), "spectral",
-                                f"{sp_meta['train_positions']} positions, raw ratios"))
-    if wanted("LASS spectral, smoothed counts"):
-        smooth = SmoothedCountLikelihood(sp_counts, sp.codebook, top_pairs=settings.top_pairs, **sp_meta["smoothing"])
-        variants.append(Variant("LASS spectral, smoothed counts", LASSSeparator(sp, sp_priors, smooth,
-                                lass_config(settings.spectral_likelihood_weight), device=device), "spectral",
-                                f"back-off {sp_meta['smoothing']}"))
-    if wanted("latent Bayes spectral"):
-        sigma = float(sp_meta["smoothing"]["sigma"])
-        variants.append(Variant("latent Bayes spectral", LatentBayesSeparator(sp, sp_priors, LatentBayesConfig(
-            n_candidates=settings.n_candidates, sigma=sigma), device=device), "spectral",
-            f"sigma {sigma:.3f}: the kernel width the count smoothing chose on validation"))
-    return variants
+    def smoothed(codec_name):
+        likelihood, meta = counts(codec_name)
+        return SmoothedCountLikelihood(likelihood, models(codec_name)[0].codebook, top_pairs=settings.top_pairs,
+                                       **meta["smoothing"])
+
+    def lass_variant(label, codec_name, likelihood, lam, note):
+        codec, priors = models(codec_name)
+        config = LASSConfig(method="beam", n_rows=settings.n_beams, likelihood_weight=lam)
+        return Variant(label, LASSSeparator(codec, priors, likelihood, config, device=device), CODEC_LABELS[codec_name], note)
+
+    def bayes_variant(label, codec_name, sigma, note):
+        codec, priors = models(codec_name)
+        config = LatentBayesConfig(n_candidates=settings.n_candidates, sigma=sigma)
+        return Variant(label, LatentBayesSeparator(codec, priors, config, device=device), CODEC_LABELS[codec_name], note)
+
+    builders = {
+        "LASS VQ-VAE, paper counts": lambda label: lass_variant(
+            label, "vqvae", load_counts(lass / "audio_counts_vqvae.pt"), settings.likelihood_weight,
+            "raw ratios over 131k positions (the previous release's file)"),
+        "LASS VQ-VAE, smoothed counts": lambda label: lass_variant(
+            label, "vqvae", smoothed("vqvae"), settings.likelihood_weight,
+            f"{counts('vqvae')[1]['train_positions']} positions, back-off {counts('vqvae')[1]['smoothing']}"),
+        "latent Bayes VQ-VAE": lambda label: bayes_variant(label, "vqvae", 0.4, "sigma 0.4 (paper 003 code)"),
+        "LASS spectral, raw counts": lambda label: lass_variant(
+            label, "spectral", counts("spectral")[0], settings.spectral_likelihood_weight,
+            f"{counts('spectral')[1]['train_positions']} positions, raw ratios"),
+        "LASS spectral, smoothed counts": lambda label: lass_variant(
+            label, "spectral", smoothed("spectral"), settings.spectral_likelihood_weight,
+            f"back-off {counts('spectral')[1]['smoothing']}"),
+        "latent Bayes spectral": lambda label: bayes_variant(
+            label, "spectral", float(counts("spectral")[1]["smoothing"]["sigma"]),
+            "sigma: the kernel width the count smoothing chose on validation"),
+    }
+    return [build(label) for label, build in builders.items() if which is None or label in which]
 
 
 def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:

@@ -24,9 +24,9 @@ from sepcore.checkpoints import load_model
 from sepcore.mixing import mix
 from sepcore.separation.lass import CountLikelihood
 from sepcore.separation.lass_smoothed import fit_smoothing
-from sepcore.train.prior_fit import class_codes, file_digest
+from sepcore.train.prior_fit import class_codes, encode_long, file_digest
 from sepcore.train.safe_paths import refuse_committed_path
-from sepcore.utils import progress
+from sepcore.utils import progress, save_atomic
 
 
 def _class_audio(source_class: str, split: str, profile: str, data_root, sample_rate: int):
@@ -39,18 +39,6 @@ def _class_audio(source_class: str, split: str, profile: str, data_root, sample_
     return dict(zip(stems.track_names, stems.audio))
 
 
-def _track_codes(codec_path, source_class, split, profile, data_root, names):
-    from sepcore.book import default_data_root
-    from sepcore.data.render import ensure_dataset
-    from sepcore.data.slakh import class_stems, list_tracks
-
-    codes = class_codes(codec_path, source_class, split, profile=profile, data_root=data_root)
-    root = ensure_dataset(profile, data_root or default_data_root())
-    tracks = [t.name for t in list_tracks(root, split) if class_stems(t, source_class)]
-    table = dict(zip(tracks, codes))
-    return [table[n] for n in names]
-
-
 @torch.no_grad()
 def pairing_triples(codec, codec_path, classes, split: str, pairings: int, *, profile="default", data_root=None,
                     seed: int = 0, chunk_seconds: float = 30.0) -> torch.Tensor:
@@ -59,7 +47,10 @@ def pairing_triples(codec, codec_path, classes, split: str, pairings: int, *, pr
     sr = codec.config.sample_rate
     audio = [_class_audio(c, split, profile, data_root, sr) for c in classes]
     names = [list(a) for a in audio]
-    codes = [_track_codes(codec_path, c, split, profile, data_root, n) for c, n in zip(classes, names)]
+    # class_codes lists the tracks in the same order as SlakhStems (the track_names behind `names`)
+    codes = [class_codes(codec_path, c, split, profile=profile, data_root=data_root) for c in classes]
+    if [len(c) for c in codes] != [len(n) for n in names]:
+        raise RuntimeError(f"cached codes of {codec_path} do not match the {split} tracks; delete the code cache")
     generator = torch.Generator().manual_seed(seed)
     rows = []
     first = names[0]
@@ -83,10 +74,7 @@ def pairing_triples(codec, codec_path, classes, split: str, pairings: int, *, pr
                 code_parts.append(torch.roll(codes[n][index], -(offset // hop)))
             else:
                 length = min(p.shape[0] for p in parts) // hop * hop
-                mixture = mix(torch.stack([p[:length] for p in parts]), dim=0)
-                chunk = int(chunk_seconds * sr) // hop * hop
-                mix_codes = torch.cat([codec.encode(mixture[s:s + chunk][None])[0] for s in range(0, length, chunk)
-                                       if mixture[s:s + chunk].shape[0] >= hop])
+                mix_codes = encode_long(codec, mix(torch.stack([p[:length] for p in parts]), dim=0), chunk_seconds)
                 S = min(mix_codes.shape[0], *(c.shape[0] for c in code_parts))
                 rows.append(torch.stack([*(c[:S] for c in code_parts), mix_codes[:S]], 1))
     return torch.cat(rows)
@@ -143,17 +131,14 @@ def main(argv=None) -> None:
     smoothing, grid = (None, [])
     if len(args.classes) == 2:
         smoothing, grid = fit_smoothing(likelihood, codec.codebook, val)
-    metadata = {"codec": Path(args.codec).name, "codec_sha256": file_digest(args.codec), "vqvae_sha256": file_digest(args.codec),
+    digest = file_digest(args.codec)
+    metadata = {"codec": Path(args.codec).name, "codec_sha256": digest, "vqvae_sha256": digest,
                 "classes": list(args.classes), "pairings": args.pairings, "train_positions": int(train.shape[0]),
                 "validation_positions": int(val.shape[0]), "density_percent": likelihood.density, "nnz": likelihood.nnz,
                 "smoothing": smoothing, "smoothing_grid": grid, "wall_s": round(time.time() - started, 1),
                 "cpu_s": round(time.process_time() - cpu, 1),
                 "command": "python -m sepcore.train.counts " + " ".join(argv or __import__("sys").argv[1:])}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save({"counts": compact_counts(likelihood), "metadata": metadata}, tmp)
-    tmp.replace(out)
+    out = save_atomic({"counts": compact_counts(likelihood), "metadata": metadata}, args.out)
     for row in grid:
         print(row)
     print(f"{out}: {train.shape[0]} positions, nnz {likelihood.nnz}, density {likelihood.density:.4f} %, "

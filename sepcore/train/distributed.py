@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from sepcore.utils import resolve_device
+from sepcore.utils import resolve_device, save_atomic
 
 
 def setup(device: str = "auto") -> tuple[int, int, torch.device]:
@@ -48,30 +48,22 @@ def state_path(out: str | Path) -> Path:
 
 
 def save_state(out, model, optimizer, step: int, extra: dict | None = None, config: dict | None = None) -> None:
-    path = state_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "extra": extra or {}, "config": config}, tmp)
-    os.replace(tmp, path)
+    save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                 "extra": extra or {}, "config": config}, state_path(out))
 
 
 def load_state(out, model, optimizer, config: dict | None = None, log=print) -> tuple[int, dict]:
     """Resume from ``<out>.state.pt`` if it exists: returns ``(step, extra)``; ``(0, {})`` otherwise.
 
     With ``config`` (plain data), a state written with another config is refused, naming the fields."""
-    from sepcore.train.fit import ConfigMismatch, _diff
+    from sepcore.train.fit import check_config
 
     path = state_path(out)
     if not path.exists():
         return 0, {}
     state = torch.load(path, map_location="cpu", weights_only=True)
     if config is not None:
-        saved = state.get("config")
-        differs = ["<no config saved>"] if saved is None else _diff(saved, config)
-        if differs:
-            raise ConfigMismatch(f"{path} was written with another config (fields {differs}); delete it to start "
-                                 "over, or run with the same settings")
+        check_config(path, state.get("config"), config)
     log(f"resuming at step {int(state['step'])} ({path})")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

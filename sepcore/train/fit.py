@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from sepcore.utils import progress
+from sepcore.utils import progress, save_atomic
 
 
 @dataclass
@@ -85,15 +85,23 @@ def planned_lr(step: int, planned: int, plan: FitPlan) -> float:
     return floor + 0.5 * (plan.lr - floor) * (1 + math.cos(math.pi * progress_fraction))
 
 
-def _diff(a: dict, b: dict) -> list[str]:
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def check_config(path, saved: dict | None, wanted: dict) -> None:
+    """Refuse to resume from ``path`` when the config it was written with differs from ``wanted``,
+    naming the fields (nested dicts are compared one level down: ``plan.lr``). Every resumable
+    training loop of the package calls this."""
+    if saved is None:
+        differs = ["<no config saved>"]
+    else:
+        differs = []
+        for key in sorted(set(saved) | set(wanted)):
+            a, b = saved.get(key), wanted.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                differs += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            elif a != b:
+                differs.append(key)
+    if differs:
+        raise ConfigMismatch(f"{path} was written with another config (fields {differs}); delete it to start over, "
+                             "or run with the same settings")
 
 
 def write_curve(rows: list[dict], path: str | Path) -> None:
@@ -130,10 +138,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
     cpu_before, wall_before, bad_evals = 0.0, 0.0, 0
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        differs = _diff(state["config"]["config"], config) + [f"plan.{k}" for k in _diff(state["config"]["plan"], asdict(plan))]
-        if differs:
-            raise ConfigMismatch(f"{state_path} was written with another config (fields {differs}); "
-                                 f"delete it to start over, or run with the same settings")
+        saved = state["config"]
+        check_config(state_path, {**saved["config"], "plan": saved["plan"]}, {**config, "plan": asdict(plan)})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, planned, curve = state["step"], state["planned"], state["curve"]
@@ -154,7 +160,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
         return wall_before + time.time() - wall0
 
     def save_state(stopped_by=""):
-        _atomic_save({"stopped_by": stopped_by, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "planned": planned,
+        save_atomic({"stopped_by": stopped_by, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "planned": planned,
                       "curve": curve, "best_val": best_val, "best_step": best_step, "best_state": best_state,
                       "cpu_seconds": cpu_now(), "wall_seconds": wall_now(), "bad_evals": bad_evals,
                       "config": full_config}, state_path)

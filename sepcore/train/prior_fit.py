@@ -20,7 +20,6 @@ The learning curve goes to ``tables/training/<out stem>.csv``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from sepcore.checkpoints import load_model, save_checkpoint
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
-from sepcore.utils import progress, seed_everything
+from sepcore.utils import file_sha256, progress, save_atomic, seed_everything
 
 
 def training_tables(profile: str) -> Path:
@@ -59,22 +58,22 @@ class PriorFitConfig(ProfileConfig):
         return cls(profile="full", window=2048, batch_size=32, val_windows=512)
 
 
-def file_digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+file_digest = file_sha256          # the codec's identity in caches and metadata
 
 
 @torch.no_grad()
-def encode_tracks(codec, audio: list[torch.Tensor], chunk_seconds: float = 30.0, desc: str = "encode") -> list[torch.Tensor]:
-    """Each ``(T,)`` track -> ``(T // hop,)`` codes; long tracks are encoded in chunks of ``chunk_seconds``."""
+def encode_long(codec, wave: torch.Tensor, chunk_seconds: float = 30.0) -> torch.Tensor:
+    """One ``(T,)`` signal -> ``(T // hop,)`` codes, encoded in chunks of ``chunk_seconds``."""
     hop = codec.config.hop
     chunk = max(hop, int(chunk_seconds * codec.config.sample_rate) // hop * hop)
-    out = []
-    for track in progress(audio, desc=desc):
-        usable = track[: track.shape[0] // hop * hop]
-        parts = [codec.encode(usable[s:s + chunk][None])[0] for s in range(0, usable.shape[0], chunk)
-                 if usable[s:s + chunk].shape[0] >= hop]
-        out.append(torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long))
-    return out
+    usable = wave[: wave.shape[0] // hop * hop]
+    parts = [codec.encode(usable[s:s + chunk][None])[0] for s in range(0, usable.shape[0], chunk)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
+def encode_tracks(codec, audio: list[torch.Tensor], chunk_seconds: float = 30.0, desc: str = "encode") -> list[torch.Tensor]:
+    """Each ``(T,)`` track -> ``(T // hop,)`` codes (:func:`encode_long`)."""
+    return [encode_long(codec, track, chunk_seconds) for track in progress(audio, desc=desc)]
 
 
 def class_codes(codec_path, source_class: str, split: str, *, profile: str = "default", data_root=None) -> list[torch.Tensor]:
@@ -91,10 +90,7 @@ def class_codes(codec_path, source_class: str, split: str, *, profile: str = "de
     codec = load_model(codec_path).eval()
     stems = SlakhStems(root, source_class, split=split, sample_rate=codec.config.sample_rate)
     codes = encode_tracks(codec, stems.audio, desc=f"encode {source_class} {split}")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp")
-    torch.save(codes, tmp)
-    tmp.replace(cache)
+    save_atomic(codes, cache)
     return codes
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from sepcore.train.fit import ConfigMismatch, _atomic_save, _diff
+from sepcore.train.fit import check_config
+from sepcore.utils import save_atomic
 
 
 class LoopState:
@@ -24,10 +25,7 @@ class LoopState:
         if not self.path.exists():
             return 0, [], 0.0
         state = torch.load(self.path, map_location="cpu", weights_only=True)
-        differs = _diff(state["config"], self.config)
-        if differs:
-            raise ConfigMismatch(f"{self.path} was written with another config (fields {differs}); delete it to "
-                                 "start over, or run with the same settings")
+        check_config(self.path, state["config"], self.config)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         generator.set_state(state["generator"])
@@ -35,7 +33,7 @@ class LoopState:
         return state["step"], state["history"], state["cpu_seconds"]
 
     def save(self, model, optimiser, generator: torch.Generator, step: int, history: list, cpu_seconds: float) -> None:
-        _atomic_save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
+        save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
                       "step": step, "history": history, "cpu_seconds": cpu_seconds, "config": self.config}, self.path)
 
 

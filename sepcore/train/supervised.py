@@ -30,7 +30,7 @@ from sepcore.metrics import sdr
 from sepcore.mixing import mix
 from sepcore.models.convtasnet import ConvTasNet, ConvTasNetConfig, sdr_loss
 from sepcore.profiles import PROFILES
-from sepcore.train.fit import ConfigMismatch
+from sepcore.train.fit import check_config
 from sepcore.train.resume import flatten_config
 from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
@@ -88,12 +88,8 @@ def train(config: ConvTasNetConfig, data_root: Path, out: Path, device: str = "a
     if resume and out.exists():
         payload = read_checkpoint(out)
         budget = ("steps", "max_minutes")                   # the budget may grow; the model and data may not
-        saved = {k: v for k, v in flatten_config(payload["config"]).items() if k not in budget}
-        wanted = {k: v for k, v in flatten_config(config.to_dict()).items() if k not in budget}
-        differs = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        if differs:
-            raise ConfigMismatch(f"{out} was trained with another config (fields {differs}); pass another --out "
-                                 "or the same settings")
+        check_config(out, {k: v for k, v in flatten_config(payload["config"]).items() if k not in budget},
+                     {k: v for k, v in flatten_config(config.to_dict()).items() if k not in budget})
         model.load_state_dict(payload["state_dict"])
         done = int(payload["metadata"].get("steps_done", 0))
         seconds_before = float(payload["metadata"].get("train_seconds", 0.0))
