@@ -28,6 +28,7 @@ benchmarks:
 	$(PY) -m benchmarks.methods --profile $(PROFILE)
 	$(PY) -m benchmarks.latent_bayes_speed --profile $(PROFILE)
 	$(PY) -m benchmarks.lass_speed --profile $(PROFILE)
+	$(PY) -m benchmarks.langevin_speed --profile $(PROFILE)
 	$(PY) -m benchmarks.latent_variants_speed --profile $(PROFILE)
 
 lint:

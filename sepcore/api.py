@@ -358,6 +358,14 @@ def _register_builtin_methods() -> None:
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs=_langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)),
                     requires=("sepcore.separation.langevin",))
+    register_method("langevin-score", "sepcore.separation.adapters:make_langevin_score",
+                    description="Annealed Langevin with score priors (DSM-trained denoisers) of the Slakh-format stems (drums, bass)",
+                    needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/score",
+                    chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={k: v for k, v in _langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)).items()
+                           if k != "likelihood_weight"} | {"output": Knob("chosen", choices=("chosen", "masked", "raw"),
+                                          help="the validation choice, or force masked / raw output")},
+                    requires=("sepcore.separation.langevin", "sepcore.models.score_prior"))
     register_method("variational-slakh", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation, truncated-normal posteriors (Slakh-format drums, bass)",
                     needs_checkpoint=True, sample_rate=22050,

@@ -143,5 +143,5 @@ def load_model(
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit {payload['model_class']}({config}): {error}") from error
-    model.checkpoint_info = {k: payload[k] for k in ("versions", "manifest_hash", "metadata")}
+    model.checkpoint_info = {**{k: payload[k] for k in ("versions", "manifest_hash", "metadata")}, "path": str(path)}
     return model.to(device).eval()

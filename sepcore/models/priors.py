@@ -129,7 +129,10 @@ def discrimination(frame: pd.DataFrame) -> pd.DataFrame:
 
 def prior_score(prior, noisy: torch.Tensor, sigma: float) -> torch.Tensor:
     """``d/dy log p(y | sigma)`` of a noise-conditioned prior at ``noisy (n, time)``, same shape (gradients on
-    even under ``no_grad``)."""
+    even under ``no_grad``). A prior with its own ``score`` (score priors, the exact toy prior) gives it directly."""
+    if hasattr(prior, "score"):
+        with torch.no_grad():
+            return prior.score(noisy.detach(), sigma)
     y = noisy.detach().requires_grad_(True)
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(prior.log_prob(y, sigma).sum(), y)

@@ -76,6 +76,38 @@ def make_langevin_slakh(sources: Sequence[str], *, checkpoint="checkpoints/flows
     return LangevinSeparator(_flows(sources, checkpoint, "slakh", device), schedule, device=device, seed=seed)
 
 
+def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score", device="auto", seed: int = 0,
+                        n_levels: int = 8, steps_per_level: int = 20, output: str = "chosen", **_unused):
+    """Annealed Langevin with the Slakh-format score priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz).
+
+    The sampler (annealed, stronger likelihood or exact constraint) and the output (raw or masked by
+    the estimates' spectrograms) are those chosen on validation chunks, read from
+    ``<checkpoint>/langevin_settings.json``; ``output`` overrides the latter."""
+    import json
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.models.score_prior import ScorePrior
+    from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
+    from sepcore.separation.masking import check_output, mask_with_waveforms
+
+    folder = Path(checkpoint)
+    priors = [load_model(folder / f"slakh_{s}.pt", expect={"source": s}, expect_class=ScorePrior, device=device)
+              for s in sources]
+    settings_path = folder / "langevin_settings.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"sampler": "annealed", "output": "masked"}
+    overrides = {"exact constraint": {"constraint": "exact"},
+                 "annealed, w_λ = N": {"likelihood_weight": float(len(sources))}}.get(settings["sampler"], {})
+    schedule = LangevinConfig.for_score_priors(priors, n_levels, steps_per_level, **overrides)
+    output = check_output(settings["output"] if output == "chosen" else output)
+    separator = LangevinSeparator(priors, schedule, device=device, seed=seed)
+
+    def separate(mixture):
+        estimates = separator(mixture)
+        return mask_with_waveforms(mixture, estimates) if output == "masked" else estimates
+    return separate
+
+
 def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt", device="auto",
                      **_unused):
     """Amortised variational separation with the encoders of ``checkpoint`` (toy Beta by default;

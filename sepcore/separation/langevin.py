@@ -50,6 +50,8 @@ class LangevinConfig(ProfileConfig):
     init: str = "mixture"
     clamp: float | None = 1.0
     project: bool = False
+    constraint: str = "soft"
+    n_chains: int = 1
 
     @classmethod
     def quick(cls):
@@ -68,6 +70,16 @@ class LangevinConfig(ProfileConfig):
         """The profile's schedule with the top level at 0.5: Slakh-format stems have an RMS near 0.05
         and peaks below 1 (the toy waves' amplitude is about 1), so sigma = 1 would only add noise."""
         return cls.for_profile(profile, **({"sigma_max": 0.5} | overrides))
+
+    @classmethod
+    def for_score_priors(cls, priors, n_levels: int = 8, steps_per_level: int = 20, step_ratio: float = 0.5, **overrides):
+        """A schedule inside every prior's training range (``config.sigma_min``/``sigma_max`` of
+        :class:`sepcore.models.score_prior.ScorePrior`) with ``eta_i = step_ratio * sigma_i^2``: the levels
+        scale with the data, so the same rule serves toy waves (RMS ~0.6) and stems (RMS ~0.06)."""
+        sigma_max = min(p.config.sigma_max for p in priors)
+        sigma_min = max(p.config.sigma_min for p in priors)
+        return cls(sigma_max=sigma_max, sigma_min=sigma_min, n_levels=n_levels, steps_per_level=steps_per_level,
+                   epsilon=step_ratio * sigma_min**2, clamp=1.0).replace(**overrides)
 
     def sigmas(self) -> torch.Tensor:
         """The geometric levels ``sigma_1 = sigma_max > ... > sigma_L = sigma_min``, ``(n_levels,)``."""
@@ -100,7 +112,24 @@ class GaussianPrior(nn.Module):
 
 
 def _score(x: torch.Tensor, priors: Sequence[nn.Module], sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prior scores ``d/dx log p_k(x_k | sigma)`` ``(B, K, T)`` and the log-priors ``(B, K)``."""
+    """Prior scores ``d/dx log p_k(x_k | sigma)`` ``(B, K, T)`` and the log-priors ``(B, K)``.
+
+    A prior with ``score_and_log_prob`` (the exact toy prior) or ``score`` (a score prior, whose
+    log-prior is unknown: NaN) gives its score directly; otherwise ``log_prob`` is differentiated.
+    """
+    if all(hasattr(p, "score_and_log_prob") or hasattr(p, "score") for p in priors):
+        grads, logs = [], []
+        for k, prior in enumerate(priors):
+            if hasattr(prior, "score_and_log_prob"):
+                grad, log_p = prior.score_and_log_prob(x[:, k], sigma)
+            else:
+                with torch.no_grad():
+                    grad = prior.score(x[:, k], sigma)
+                    log_p = (prior.log_prob(x[:, k], sigma) if hasattr(prior, "log_prob")
+                             else torch.full(x.shape[:1], math.nan, dtype=x.dtype, device=x.device))
+            grads.append(grad)
+            logs.append(log_p)
+        return torch.stack(grads, 1), torch.stack(logs, 1)
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         log_p = torch.stack([prior.log_prob(x[:, k], sigma) for k, prior in enumerate(priors)], dim=1)
@@ -108,17 +137,29 @@ def _score(x: torch.Tensor, priors: Sequence[nn.Module], sigma: float) -> tuple[
     return grad, log_p.detach()
 
 
-def _sgld(x, m, priors, sigma, eta, lam, steps, randn, mixing, clamp, bar=None):
-    """``steps`` SGLD updates at one level (Eq. 16-17 of paper 002 with the BASIS likelihood)."""
+def _sgld(x, m, priors, sigma, eta, lam, steps, randn, mixing, clamp, bar=None, constraint="soft"):
+    """``steps`` SGLD updates at one level (Eq. 16-17 of paper 002 with the BASIS likelihood).
+
+    ``constraint="exact"`` keeps ``mix(x) = m`` exactly: the chain moves on that plane, so the
+    prior scores and the noise are projected onto it (their mean over sources removed) and the
+    likelihood term vanishes.
+    """
     w = mixing_weight(x.shape[1], mixing)
     log_p = None
     for _ in range(steps):
         prior_score, log_p = _score(x, priors, sigma)
-        residual = m - mix(x, mixing)                                       # (B, T)
-        likelihood_score = lam * w * residual[:, None]                      # d/dx_k of -(lam/2)||m - mix(x)||^2
-        x = x + eta * (prior_score + likelihood_score) + math.sqrt(2 * eta) * randn(*x.shape)
+        noise = randn(*x.shape)
+        if constraint == "exact":
+            x = x + eta * (prior_score - prior_score.mean(1, keepdim=True)) \
+                + math.sqrt(2 * eta) * (noise - noise.mean(1, keepdim=True))
+        else:
+            residual = m - mix(x, mixing)                                   # (B, T)
+            likelihood_score = lam * w * residual[:, None]                  # d/dx_k of -(lam/2)||m - mix(x)||^2
+            x = x + eta * (prior_score + likelihood_score) + math.sqrt(2 * eta) * noise
         if clamp is not None:
             x = x.clamp(-(clamp + 3 * sigma), clamp + 3 * sigma)
+            if constraint == "exact":                   # back onto the plane after a clamp (rarely active)
+                x = x + (m - mix(x, mixing))[:, None] / (w * x.shape[1])
         if bar is not None:
             bar.update()
     return x, log_p
@@ -172,11 +213,20 @@ def annealed_langevin(
         ``estimates (batch, n_sources, time)`` (or ``(n_sources, time)`` for a 1-D mixture) and
         per-level diagnostics: ``{"level", "sigma", "eta", "lambda", "log_prior" (nats per sample,
         mean over batch and sources), "residual_rms" (RMS of m - mix(x))}``.
+
+    With ``schedule.n_chains = C > 1`` every mixture runs ``C`` independent chains and the one with
+    the best final posterior score (:func:`chain_scores`) is returned; this uses only the mixture.
     """
     if schedule.init not in ("mixture", "noise"):
         raise ValueError(f"init must be 'mixture' or 'noise', got {schedule.init!r}")
+    if schedule.constraint not in ("soft", "exact"):
+        raise ValueError(f"constraint must be 'soft' or 'exact', got {schedule.constraint!r}")
+    if schedule.n_chains < 1:
+        raise ValueError(f"n_chains must be at least 1, got {schedule.n_chains}")
     squeeze_batch = mixture.ndim == 1
     m = (mixture[None] if squeeze_batch else mixture).to(resolve_device(device), torch.float32)
+    n_mixtures = m.shape[0]
+    m = m.repeat_interleave(schedule.n_chains, 0)
     n_batch, length = m.shape
     n_sources = len(priors)
     multiple = math.lcm(*(int(getattr(p, "multiple", 1)) for p in priors))
@@ -193,12 +243,17 @@ def annealed_langevin(
     sigmas, etas, lambdas = schedule.sigmas(), schedule.step_sizes(), schedule.weights()
     # x is the estimate of the sources *at noise level sigma_i*; start from the first level's noise
     base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources) if schedule.init == "mixture" else 0.0
-    x = base + float(sigmas[0]) * randn(n_batch, n_sources, padded)
+    start_noise = randn(n_batch, n_sources, padded)
+    if schedule.constraint == "exact":
+        start_noise = start_noise - start_noise.mean(1, keepdim=True)
+        base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources)
+    x = base + float(sigmas[0]) * start_noise
     diagnostics = []
     bar = progress(total=schedule.n_levels * schedule.steps_per_level, desc="langevin", leave=False,
                    disable=not show_progress)
     for level, (sigma, eta, lam) in enumerate(zip(sigmas.tolist(), etas.tolist(), lambdas.tolist())):
-        x, log_p = _sgld(x, m, priors, sigma, eta, lam, schedule.steps_per_level, randn, mixing, schedule.clamp, bar)
+        x, log_p = _sgld(x, m, priors, sigma, eta, lam, schedule.steps_per_level, randn, mixing, schedule.clamp, bar,
+                         schedule.constraint)
         residual = m - mix(x, mixing)
         diagnostics.append({
             "level": level, "sigma": sigma, "eta": eta, "lambda": lam,
@@ -210,8 +265,31 @@ def annealed_langevin(
         x = x + (m - mix(x, mixing))[:, None] / (w * n_sources)
     if schedule.clamp is not None:
         x = x.clamp(-schedule.clamp, schedule.clamp)
+    if schedule.n_chains > 1:
+        ranking = chain_scores(x, m, priors, float(sigmas[-1]), float(lambdas[-1]), mixing)     # padded: flows need it
+        ranking = ranking.view(n_mixtures, schedule.n_chains)
+        best = ranking.argmax(1) + torch.arange(n_mixtures, device=x.device) * schedule.n_chains
+        diagnostics[-1]["chain_score_spread"] = float((ranking.max(1).values - ranking.min(1).values).mean())
+        x = x[best]
     x = x[..., :length].detach()
     return (x[0] if squeeze_batch else x), diagnostics
+
+
+def chain_scores(x: torch.Tensor, m: torch.Tensor, priors: Sequence[nn.Module], sigma: float, lam: float,
+                 mixing: str | None = None) -> torch.Tensor:
+    """How well each chain's final state ``x (B, N, T)`` explains its mixture ``m (B, T)``: ``(B,)``.
+
+    With log-priors (flows, the exact toy prior): the log-posterior at the last level,
+    ``sum_k log p_k(x_k | sigma) - (lam / 2) ||m - mix(x)||^2``. A score prior has no log-density,
+    so it is replaced by the denoising residual, ``-sum_k ||D_k(x_k) - x_k||^2 / (2 sigma^2)``
+    (zero for a state the prior's denoiser leaves in place), the same likelihood term added.
+    """
+    score, log_p = _score(x, priors, sigma)
+    if torch.isnan(log_p).any():
+        prior_term = -(sigma**2 * score).pow(2).sum((1, 2)) / (2 * sigma**2)
+    else:
+        prior_term = log_p.sum(1)
+    return prior_term - 0.5 * lam * (m - mix(x, mixing)).pow(2).sum(-1)
 
 
 class LangevinSeparator:

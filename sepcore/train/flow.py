@@ -56,11 +56,11 @@ class FlowTrainConfig(ProfileConfig):
         return cls(steps=40, batch_size=8, segment_length=1024, lr=3e-3, max_minutes=1.0, log_every=5)
 
 
-def toy_crops(source: str, n: int, length: int, generator: torch.Generator, config=None) -> torch.Tensor:
-    """``(n, length)`` random crops of one toy class from random training items."""
+def toy_crops(source: str, n: int, length: int, generator: torch.Generator, config=None, split: str = "train") -> torch.Tensor:
+    """``(n, length)`` random crops of one toy class from random items of ``split``."""
     from sepcore.data.toy import ToyConfig, ToyDataset, waveform
 
-    dataset = ToyDataset(config or ToyConfig(), "train")
+    dataset = ToyDataset(config or ToyConfig(), split)
     if source not in dataset.classes:
         raise ValueError(f"unknown toy source {source!r}; choose from {dataset.classes}")
     k = dataset.classes.index(source)
@@ -157,6 +157,75 @@ def train_flow(
     return model.cpu().eval(), history
 
 
+def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", data_root=None, seed: int = 0,
+             val_crops: int = 32, log=print):
+    """Train (or resume) one flow prior with :func:`sepcore.train.fit.fit`: a CPU-time (or step)
+    budget, a validation NLL every ``plan.eval_every`` steps on fixed crops of the validation split (a
+    quarter clean, the rest at three fixed levels log-spaced in ``[sigma_min, sigma_max]``, fixed
+    noise), a plateau stop, resumable state and a learning curve
+    ``tables/training/flow_<dataset>_<source>.csv`` (quick: under ``_build``).
+
+    The checkpoint's ``metadata["history"]`` has one row per evaluation: ``step``, ``seconds`` (CPU),
+    ``nll`` (training loss since the previous evaluation) and ``val_nll``, in nats per sample; the
+    last row adds the best model's validation ``nll_clean`` and ``nll_noisy``. Returns the
+    :class:`~sepcore.train.fit.FitResult`.
+    """
+    import pandas as pd
+
+    from sepcore.train.fit import fit
+    from sepcore.train.prior_fit import training_tables
+    from sepcore.train.score_prior import crop_source
+
+    seed_everything(seed)
+    out = Path(out)
+    sample_rate = 14700 if dataset == "toy" else 22050
+    flow_config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate)
+    train_config = FlowTrainConfig.for_profile(profile)
+    model = FlowPrior(flow_config)
+    train = crop_source(dataset, source, "train", profile, data_root)
+    length = train_config.segment_length
+    val_generator = torch.Generator().manual_seed(seed + 1)
+    val_clean = crop_source(dataset, source, "validation", profile, data_root)(val_crops, length, val_generator)
+    levels = torch.logspace(math.log10(train_config.sigma_min), math.log10(train_config.sigma_max), 3)
+    n_clean = max(1, val_crops // 4)
+    val_sigma = torch.cat([torch.zeros(n_clean), levels[torch.arange(val_crops - n_clean) % len(levels)]])
+    val_noisy = val_clean + val_sigma[:, None] * torch.randn(val_clean.shape, generator=val_generator)
+    curve_path = training_tables(profile) / f"flow_{dataset}_{source}.csv"
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        x = train(train_config.batch_size, length, generator)
+        sigma = draw_sigma(x.shape[0], train_config, generator)
+        noisy = x + sigma[:, None] * torch.randn(x.shape, generator=generator)
+        return (-model.log_prob(noisy, sigma) / length).mean()
+
+    def val_nll(net) -> torch.Tensor:
+        return -net.log_prob(val_noisy, val_sigma) / length                     # (val_crops,)
+
+    def val_fn():
+        return float(val_nll(model).mean())
+
+    data = f"{dataset} {source}, {profile} profile, crops of {length} samples"
+    run_config = {"flow": flow_config.to_dict(), "train": train_config.to_dict(), "seed": seed, "data": data,
+                  "val_crops": val_crops}
+
+    def on_checkpoint(best, info):
+        curve = pd.read_csv(curve_path).to_dict("records") if curve_path.exists() else []
+        history = [{"step": int(r["step"]), "seconds": r["cpu_s"], "nll": r["train_loss"], "val_nll": r["val_loss"]}
+                   for r in curve]
+        with torch.no_grad():
+            nll = val_nll(best)
+        if history:
+            history[-1] |= {"nll_clean": float(nll[val_sigma == 0].mean()), "nll_noisy": float(nll[val_sigma > 0].mean())}
+        save_checkpoint(out, best, metadata={
+            "dataset": dataset, "train_config": train_config.to_dict(), "history": history, "seed": seed,
+            "wall_seconds": info["cpu_seconds"], "steps_done": info["step"], "plan": plan.__dict__,
+            "val_nll": round(info["best_val"], 5), "data": data, **info})
+
+    return fit(model, loss_fn, val_fn, plan, state_path=out.with_name(out.name + ".state.pt"), config=run_config,
+               curve_path=curve_path, name=f"flow {dataset}/{source}", on_checkpoint=on_checkpoint, log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
@@ -168,8 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="train with the CPU-budgeted, validated loop (sepcore.train.fit) for this many CPU minutes")
     args = parser.parse_args(argv)
 
+    if args.cpu_minutes is not None:
+        from sepcore.train.fit import FitPlan
+
+        folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
+        out = Path(args.out or folder / "flows" / f"{args.dataset}_{args.source}.pt")
+        refuse_committed_path(out, args.profile)
+        plan = FitPlan(steps=args.steps or 100000, cpu_minutes=args.cpu_minutes, lr=FlowTrainConfig.for_profile(args.profile).lr,
+                       warmup_steps=100, eval_every=200, checkpoint_every=200, patience=10, min_delta=1e-3, weight_decay=0.0)
+        result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed)
+        print(f"{out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/sample at step "
+              f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
+        return 0
     sample_rate = 14700 if args.dataset == "toy" else 22050
     flow_config = FlowConfig.for_profile(args.profile, source=args.source, sample_rate=sample_rate)
     overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
