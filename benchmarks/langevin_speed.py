@@ -4,7 +4,7 @@
 
 Separates the first drums+bass test chunk (65536 samples, 2.97 s) with the API methods
 ``langevin-slakh`` (flow priors) and ``langevin-score`` (score priors, the validation-chosen sampler
-and output), both at their default schedules (8 levels x 20 steps), and writes
+and output), both at their default schedules (8 levels; flows 20 steps per level, score priors 5), and writes
 ``tables/benchmarks/langevin_speed``: best and median wall time per method and torch thread count,
 repeats interleaved, and the target verdict (<= 10 s per separated second on 2 threads). Quick
 profile: 2 levels x 3 steps on 8192 samples (a smoke test).

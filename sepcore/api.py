@@ -362,7 +362,7 @@ def _register_builtin_methods() -> None:
                     description="Annealed Langevin with score priors (DSM-trained denoisers) of the Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/score",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
-                    knobs={k: v for k, v in _langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)).items()
+                    knobs={k: v for k, v in _langevin_knobs(n_levels=8, steps=(5, 1, 200, 1)).items()
                            if k != "likelihood_weight"} | {"output": Knob("chosen", choices=("chosen", "masked", "raw"),
                                           help="the validation choice, or force masked / raw output")},
                     requires=("sepcore.separation.langevin", "sepcore.models.score_prior"))

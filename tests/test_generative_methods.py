@@ -31,6 +31,7 @@ def test_toy_methods_through_the_api(method, knobs):
     ("lass", {"n_beams": 2}),
     ("lass-spectral", {"n_beams": 2}),
     ("langevin-slakh", {"n_levels": 2, "steps_per_level": 2}),
+    ("langevin-score", {"n_levels": 2, "steps_per_level": 2}),
     ("variational-slakh", {}),
 ])
 def test_music_methods_through_the_api(method, knobs):
@@ -73,3 +74,12 @@ def test_spectral_lass_masked_stems_add_up_to_the_mixture():
     assert torch.allclose(mix(estimates, dim=0), mixture, atol=1e-4)
     with pytest.raises(FileNotFoundError, match="drums and bass only"):
         sepcore.separate(mixture, method="lass-spectral", sources=("drums", "guitar"), sample_rate=22050, n_beams=2)
+
+
+def test_score_langevin_masked_output_mixes_back_to_the_mixture():
+    from sepcore.mixing import mix
+
+    mixture = 0.1 * torch.randn(8192, generator=torch.Generator().manual_seed(2))
+    estimates = sepcore.separate(mixture, method="langevin-score", sources=("drums", "bass"), sample_rate=22050,
+                                 n_levels=2, steps_per_level=2, output="masked")
+    assert torch.allclose(mix(estimates), mixture, atol=1e-4)

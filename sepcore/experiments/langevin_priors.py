@@ -57,12 +57,13 @@ class ToyLangevinConfig(ProfileConfig):
     truth_steps: int = 100
     exact_drift: float = 0.02
     exact_phases: int = 64
+    n_sweep: int = 10
     seed: int = 0
 
     @classmethod
     def quick(cls):
         return cls(n_test=3, n_validation=3, batch_size=3, leakage_crops=4, sigmas=(1.0, 0.1),
-                   truth_steps=5, exact_drift=0.2, exact_phases=8)
+                   truth_steps=5, exact_drift=0.2, exact_phases=8, n_sweep=2)
 
 
 def toy_split(profile: str, split: str, n_items: int, segment: int) -> ToyDataset:
@@ -113,6 +114,42 @@ def exact_samplers(samplers: Mapping[str, LangevinConfig]) -> dict[str, Langevin
     """The samplers run with the exact prior: the chapter's schedule and the exact constraint (its grid
     makes every step cost about as much as a score prior's on 60 mixtures, so chains are left out)."""
     return {k: samplers[k] for k in ("annealed", "exact constraint")}
+
+
+def exact_sweep_samplers(profile: str) -> dict[str, LangevinConfig]:
+    """Longer and wider samplers tried with the exact prior only (does any schedule find the sources?)."""
+    base = LangevinConfig.for_profile(profile)
+    basis = LangevinConfig.full() if profile != "quick" else base                # BASIS: 10 levels x 100 steps
+    basis = basis.replace(likelihood_weight=4.0)
+    wide = base.replace(sigma_max=16.0, n_levels=2 * base.n_levels)               # starts where templates are unresolved
+    return {
+        f"BASIS length ({basis.n_levels} x {basis.steps_per_level}), w_λ = 4": basis,
+        "σ_max = 16, exact constraint": wide.replace(constraint="exact"),
+        "8 chains, best posterior": base.replace(n_chains=8),
+    }
+
+
+def exact_sweep(profile: str, config: ToyLangevinConfig, exact: Mapping[str, torch.nn.Module], cache: Path,
+                log=print) -> pd.DataFrame:
+    """The exact prior with :func:`exact_sweep_samplers` on the first ``n_sweep`` validation mixtures, and
+    the chapter's schedule on two-source (sine + square) validation mixtures: is the ceiling a sampler limit?"""
+    validation = toy_split(profile, "validation", config.n_sweep, config.segment)
+    frames = [run_family_sampler({EXACT: exact}, {"annealed": sampler_variants(profile)["annealed"],
+                                                 **exact_sweep_samplers(profile)},
+                                 validation, seed=config.seed, batch_size=config.n_sweep, cache=cache, log=log)
+              .assign(sources=4)]
+    pair = ToyDataset(ToyConfig.for_profile(profile).replace(length=config.segment, waveforms=("sine", "square")),
+                      "validation", n_items=2 * config.n_sweep)
+    frames.append(run_family_sampler({EXACT: {c: exact[c] for c in pair.classes}},
+                                     {"annealed, 2 sources (sine + square)": sampler_variants(profile)["annealed"]},
+                                     pair, seed=config.seed, batch_size=2 * config.n_sweep, cache=cache, log=log)
+                  .assign(sources=2))
+    frame = pd.concat(frames, ignore_index=True)
+    table = (frame.groupby(["sampler", "sources"], sort=False)
+             .agg(sdr_median=("sdr", "median"), sdr_mean=("sdr", "mean"), seconds_per_second=("seconds_per_second", "first"),
+                  n=("sdr", "size")).reset_index())
+    per_source = frame.pivot_table(index="sampler", columns="source", values="sdr", aggfunc="median", sort=False)
+    return table.merge(per_source.add_prefix("median_").reset_index(), on="sampler")
 
 
 def separate_all(dataset: ToyDataset, priors: Sequence[torch.nn.Module], schedule: LangevinConfig, *,
@@ -209,7 +246,7 @@ def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dat
         for c, prior in priors.items():
             for sigma in config.sigmas:
                 gains.append({"family": family, "prior": c, **denoising_gain(prior, by_class[c], sigma, generator)})
-        leaks.append(leakage(priors, by_class, config.sigmas, generator, mixing_weight=0.5).assign(family=family))
+        leaks.append(leakage(priors, by_class, config.sigmas, generator, mixing_weight=1.0).assign(family=family))
         mixture = clean.mean(1)
         prior_list = [priors[c] for c in dataset.classes]
         schedule = LangevinConfig.for_profile("default")
@@ -306,13 +343,20 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
     write_table(per_item, out / "priors_per_item", profile=profile, parameters=parameters, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=len(test))
 
-    # 3. why: denoising gain, leakage and starts at the truth
+    # 3. why: is the ceiling the sampler? longer, wider and parallel samplers with the exact prior
+    sweep = exact_sweep(profile, config, exact[EXACT], cache, log=log)
+    write_table(sweep, out / "priors_exact_sweep", profile=profile, parameters=parameters, started=started,
+                manifest_hash=validation.manifest_hash, n_mixtures=config.n_sweep,
+                notes="exact (ideal) prior only; first validation mixtures; median SDR over all sources")
+
+    # 4. why: denoising gain, leakage and starts at the truth
     gain, leak, truth = prior_diagnostics(families | exact, validation, config)
     for name, frame in (("priors_denoising", gain), ("priors_leakage", leak), ("priors_truth_start", truth)):
         write_table(frame, out / name, profile=profile, parameters=parameters, started=started,
                     manifest_hash=validation.manifest_hash, n_mixtures=min(config.leakage_crops, len(validation)),
                     notes="validation split; oracle diagnostics (they use the true sources)")
-    return {"validation": val_summary, "table": table, "per_item": per_item, "gain": gain, "leakage": leak, "truth": truth}
+    return {"validation": val_summary, "table": table, "per_item": per_item, "gain": gain, "leakage": leak, "truth": truth,
+            "sweep": sweep}
 
 
 def main(argv=None) -> None:

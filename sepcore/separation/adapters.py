@@ -77,7 +77,7 @@ def make_langevin_slakh(sources: Sequence[str], *, checkpoint="checkpoints/flows
 
 
 def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score", device="auto", seed: int = 0,
-                        n_levels: int = 8, steps_per_level: int = 20, output: str = "chosen", **_unused):
+                        n_levels: int = 8, steps_per_level: int = 5, output: str = "chosen", **_unused):
     """Annealed Langevin with the Slakh-format score priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz).
 
     The sampler (annealed, stronger likelihood or exact constraint) and the output (raw or masked by
