@@ -335,7 +335,7 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
                                cache=cache, log=log)]
     per_item = pd.concat(rows, ignore_index=True)
     table = summary(per_item)
-    table["chosen_on_validation"] = table.sampler == chosen
+    table["sampler_chosen_on_validation"] = table.sampler == chosen           # (for the score priors)
     write_table(table, out / "priors_family_sampler", profile=profile, parameters=parameters, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=len(test),
                 notes="toy, 4 sources, test split; SDR: sepcore.metrics.sdr over all sources and mixtures; "
