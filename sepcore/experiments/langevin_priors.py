@@ -321,7 +321,8 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
                              batch_size=config.batch_size, cache=cache, log=log)
     val_summary = summary(val)
     chosen = str(val_summary.sort_values("sdr_median", ascending=False).sampler.iloc[0])
-    write_table(val_summary.assign(chosen=val_summary.sampler == chosen), out / "priors_validation", profile=profile,
+    val_summary = val_summary.assign(chosen=val_summary.sampler == chosen)
+    write_table(val_summary, out / "priors_validation", profile=profile,
                 parameters=parameters, started=started, manifest_hash=validation.manifest_hash,
                 n_mixtures=len(validation), notes="sampler choice for the score priors, validation split")
     log(f"validation chooses: {chosen}")

@@ -130,7 +130,8 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
     chosen_output = chosen_output.rstrip(")")
     parameters = {"config": config.to_dict(), "candidates": {k: v.to_dict() for k, v in options.items()},
                   "chosen": best, "priors": family_key("score prior", priors_by_class)}
-    write_table(val_table.assign(chosen=val_table.method == best), out / "slakh_score_validation", profile=profile,
+    val_table = val_table.assign(chosen=val_table.method == best)
+    write_table(val_table, out / "slakh_score_validation", profile=profile,
                 parameters=parameters, started=started, manifest_hash=validation.manifest_hash,
                 n_mixtures=len(val_indices), notes="drums+bass validation chunks; chooses the sampler and output")
 
