@@ -237,3 +237,17 @@ def test_flow_fit_writes_validation_history(tmp_path):
     fit_flow("toy", "sine", FitPlan(steps=4, warmup_steps=1, eval_every=2, checkpoint_every=2), out,
              profile="quick", val_crops=4, log=messages.append)
     assert any("resuming at step 4" in m for m in messages)
+
+
+class _Exploding(torch.nn.Module):
+    def score(self, x, sigma):
+        return torch.full_like(x, float("nan"))
+
+
+def test_diverged_chains_fall_back_to_the_mixture_share_and_are_counted():
+    config = LangevinConfig(n_levels=2, steps_per_level=2, sigma_max=0.3, sigma_min=0.1, epsilon=1e-3)
+    m = torch.randn(3, 16)
+    x, diagnostics = annealed_langevin(m, [_Exploding(), _Exploding()], config, torch.Generator().manual_seed(0),
+                                       mixing="mean", device="cpu")
+    assert torch.isfinite(x).all() and diagnostics[-1]["diverged_chains"] == 3
+    assert torch.allclose(x, m[:, None].expand(3, 2, 16).clamp(-1, 1))

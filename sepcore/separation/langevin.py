@@ -212,7 +212,9 @@ def annealed_langevin(
     Returns:
         ``estimates (batch, n_sources, time)`` (or ``(n_sources, time)`` for a 1-D mixture) and
         per-level diagnostics: ``{"level", "sigma", "eta", "lambda", "log_prior" (nats per sample,
-        mean over batch and sources), "residual_rms" (RMS of m - mix(x))}``.
+        mean over batch and sources), "residual_rms" (RMS of m - mix(x))}``; the last level also
+        counts ``diverged_chains``: chains whose state became non-finite (a prior's score overflowed),
+        returned as the initial share of the mixture instead.
 
     With ``schedule.n_chains = C > 1`` every mixture runs ``C`` independent chains and the one with
     the best final posterior score (:func:`chain_scores`) is returned; this uses only the mixture.
@@ -261,6 +263,10 @@ def annealed_langevin(
             "residual_rms": float(residual[:, :length].pow(2).mean().sqrt()),
         })
     bar.close()
+    diverged = ~torch.isfinite(x).flatten(1).all(1)                      # (batch,) chains that blew up
+    if diverged.any():                                                   # fall back to the initial share, and say so
+        x = torch.where(diverged[:, None, None], m[:, None].expand_as(x) / (w * n_sources), x)
+    diagnostics[-1]["diverged_chains"] = int(diverged.sum())
     if schedule.project:
         x = x + (m - mix(x, mixing))[:, None] / (w * n_sources)
     if schedule.clamp is not None:
