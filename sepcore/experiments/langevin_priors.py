@@ -233,7 +233,8 @@ def mixture_rows(dataset: ToyDataset) -> pd.DataFrame:
 
 def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dataset: ToyDataset,
                       config: ToyLangevinConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Denoising gain per sigma, leakage per sigma, and a sampler started at the truth (oracle diagnostic).
+    """Denoising gain per sigma, leakage per sigma, and a sampler started at the truth (oracle diagnostic;
+    a chain that becomes non-finite is scored as the mixture and counted in ``diverged``).
 
     Returns ``(gain, leak, truth_start)`` frames, each with a ``family`` column.
     """
@@ -255,9 +256,12 @@ def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dat
             start = clean + sigma * torch.randn(clean.shape, generator=generator)
             with torch.no_grad():
                 end, _ = langevin_level(start, mixture, prior_list, sigma, eta, 1.0, config.truth_steps, generator)
+            finite = torch.isfinite(end).flatten(1).all(1)                   # a chain may blow up: count it
+            end = torch.where(finite[:, None, None], end, mixture[:, None].expand_as(end))
             frame = score_rows(_Items(dataset, n), end, f"{family} start at truth σ={sigma}", 0.0)
             truth.append({"family": family, "sigma": sigma, "steps": config.truth_steps,
-                          "sdr_median": float(frame.sdr.median()), "sdr_mean": float(frame.sdr.mean())})
+                          "sdr_median": float(frame.sdr.median()), "sdr_mean": float(frame.sdr.mean()),
+                          "diverged": int((~finite).sum())})
     return pd.DataFrame(gains), pd.concat(leaks, ignore_index=True), pd.DataFrame(truth)
 
 
