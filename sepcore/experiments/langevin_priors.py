@@ -165,10 +165,10 @@ def separate_all(dataset: ToyDataset, priors: Sequence[torch.nn.Module], schedul
 
 
 def score_rows(dataset: ToyDataset, estimates: torch.Tensor, method: str, seconds: float) -> pd.DataFrame:
-    """Per-(mixture, source) SDR rows of precomputed estimates, in the dataset's order."""
+    """Per-(mixture, source) SDR rows of precomputed estimates of the first ``len(estimates)`` items."""
     queue = iter(estimates)
-    frame = evaluate(dataset, lambda mixture: next(queue), method=method)
-    audio_seconds = len(dataset) * dataset.config.length / dataset.sample_rate
+    frame = evaluate(dataset, lambda mixture: next(queue), method=method, indices=range(len(estimates)))
+    audio_seconds = len(estimates) * dataset.config.length / dataset.sample_rate
     return frame.assign(seconds_per_second=seconds / audio_seconds)
 
 
@@ -231,6 +231,17 @@ def mixture_rows(dataset: ToyDataset) -> pd.DataFrame:
     return frame.assign(family="none", sampler="none", seconds_per_second=0.0)
 
 
+@torch.no_grad()
+def gain_and_leakage(priors: Mapping[str, torch.nn.Module], clean: Mapping[str, torch.Tensor], sigmas,
+                     generator: torch.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each prior's denoising gain on its own class (:func:`~sepcore.models.priors.denoising_gain`) and
+    its leakage of every other class (:func:`~sepcore.models.priors.leakage`, the sources summed at
+    their natural levels), per sigma. ``clean``: ``{class: (n, time)}``."""
+    gain = pd.DataFrame([{"prior": c, **denoising_gain(prior, clean[c], float(s), generator)}
+                         for c, prior in priors.items() for s in sigmas])
+    return gain, leakage(priors, clean, sigmas, generator, mixing_weight=1.0)
+
+
 def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dataset: ToyDataset,
                       config: ToyLangevinConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Denoising gain per sigma, leakage per sigma, and a sampler started at the truth (oracle diagnostic;
@@ -244,10 +255,9 @@ def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dat
     gains, leaks, truth = [], [], []
     for family, priors in families.items():
         generator = torch.Generator().manual_seed(config.seed + 11)
-        for c, prior in priors.items():
-            for sigma in config.sigmas:
-                gains.append({"family": family, "prior": c, **denoising_gain(prior, by_class[c], sigma, generator)})
-        leaks.append(leakage(priors, by_class, config.sigmas, generator, mixing_weight=1.0).assign(family=family))
+        gain, leak = gain_and_leakage(priors, by_class, config.sigmas, generator)
+        gains.append(gain.assign(family=family))
+        leaks.append(leak.assign(family=family))
         mixture = clean.mean(1)
         prior_list = [priors[c] for c in dataset.classes]
         schedule = LangevinConfig.for_profile("default")
@@ -258,25 +268,11 @@ def prior_diagnostics(families: Mapping[str, Mapping[str, torch.nn.Module]], dat
                 end, _ = langevin_level(start, mixture, prior_list, sigma, eta, 1.0, config.truth_steps, generator)
             finite = torch.isfinite(end).flatten(1).all(1)                   # a chain may blow up: count it
             end = torch.where(finite[:, None, None], end, mixture[:, None].expand_as(end))
-            frame = score_rows(_Items(dataset, n), end, f"{family} start at truth σ={sigma}", 0.0)
+            frame = score_rows(dataset, end, f"{family} start at truth σ={sigma}", 0.0)
             truth.append({"family": family, "sigma": sigma, "steps": config.truth_steps,
                           "sdr_median": float(frame.sdr.median()), "sdr_mean": float(frame.sdr.mean()),
                           "diverged": int((~finite).sum())})
-    return pd.DataFrame(gains), pd.concat(leaks, ignore_index=True), pd.DataFrame(truth)
-
-
-class _Items:
-    """The first ``n`` items of a dataset, with its metadata (for :func:`evaluate`)."""
-
-    def __init__(self, dataset, n):
-        self.dataset, self.n = dataset, n
-        self.classes, self.sample_rate, self.config = dataset.classes, dataset.sample_rate, dataset.config
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, index):
-        return self.dataset[index]
+    return pd.concat(gains, ignore_index=True), pd.concat(leaks, ignore_index=True), pd.DataFrame(truth)
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -285,11 +281,6 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             .agg(sdr_median=("sdr", "median"), sdr_mean=("sdr", "mean"), si_sdr_median=("si_sdr", "median"),
                  seconds_per_second=("seconds_per_second", "first"), n=("sdr", "size"))
             .reset_index())
-
-
-def checkpoint_hashes(dataset: str, sources: Sequence[str]) -> dict:
-    return {s: file_sha256(CHECKPOINTS / "score" / f"{dataset}_{s}.pt")[:12]
-            for s in sources if (CHECKPOINTS / "score" / f"{dataset}_{s}.pt").exists()}
 
 
 FLOW = "flow (papers 001/002)"
@@ -316,7 +307,7 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
     samplers = sampler_variants(profile)
     out = tables_root(profile) / "langevin"
     parameters = {"config": config.to_dict(), "samplers": {k: v.to_dict() for k, v in samplers.items()},
-                  "score_checkpoints": checkpoint_hashes("toy", WAVEFORMS)}
+                  "score_priors": family_key(SCORE, families[SCORE])}
     started = time.time()
 
     # 1. choose the sampler on validation, for the learned families

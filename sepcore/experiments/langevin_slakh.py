@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from sepcore.evaluation import evaluate
-from sepcore.experiments.langevin_priors import cached, family_key, score_priors
+from sepcore.experiments.langevin_priors import cached, family_key, gain_and_leakage, score_priors
 from sepcore.paths import CHECKPOINTS, tables_root
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
@@ -166,19 +166,12 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
 
 def prior_diagnostics(priors_by_class, dataset, indices, schedule: LangevinConfig, seed: int):
     """Denoising gain of each score prior on its own stems and leakage of the other stem, at five of
-    the schedule's levels (:func:`sepcore.models.priors.denoising_gain`, :func:`~sepcore.models.priors.leakage`)."""
-    from sepcore.models.priors import denoising_gain, leakage
-
+    the schedule's levels (:func:`sepcore.experiments.langevin_priors.gain_and_leakage`)."""
     stems = torch.stack([dataset[i]["sources"] for i in indices])                 # (n, 2, T)
     clean = {c: stems[:, k] for k, c in enumerate(CLASSES)}
     sigmas = schedule.sigmas()[:: max(1, schedule.n_levels // 4)].tolist() + [schedule.sigma_min]
     sigmas = sorted(set(round(s, 6) for s in sigmas), reverse=True)
-    generator = torch.Generator().manual_seed(seed + 5)
-    with torch.no_grad():
-        gain = pd.DataFrame([{"prior": c, **denoising_gain(p, clean[c], s, generator)}
-                             for c, p in priors_by_class.items() for s in sigmas])
-        leak = leakage(priors_by_class, clean, sigmas, generator, mixing_weight=1.0)
-    return gain, leak
+    return gain_and_leakage(priors_by_class, clean, sigmas, torch.Generator().manual_seed(seed + 5))
 
 
 def main(argv=None) -> None:

@@ -80,9 +80,10 @@ def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score
                         n_levels: int = 8, steps_per_level: int = 5, output: str = "chosen", **_unused):
     """Annealed Langevin with the Slakh-format score priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz).
 
-    The sampler (annealed, stronger likelihood or exact constraint) and the output (raw or masked by
+    The schedule (annealed, stronger likelihood or exact constraint) and the output (raw or masked by
     the estimates' spectrograms) are those chosen on validation chunks, read from
-    ``<checkpoint>/langevin_settings.json``; ``output`` overrides the latter."""
+    ``<checkpoint>/langevin_settings.json`` (without it: annealed, masked); ``n_levels`` and
+    ``steps_per_level`` replace the schedule's, ``output`` the chosen output."""
     import json
     from pathlib import Path
 
@@ -95,10 +96,9 @@ def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score
     priors = [load_model(folder / f"slakh_{s}.pt", expect={"source": s}, expect_class=ScorePrior, device=device)
               for s in sources]
     settings_path = folder / "langevin_settings.json"
-    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"sampler": "annealed", "output": "masked"}
-    overrides = {"exact constraint": {"constraint": "exact"},
-                 "annealed, w_λ = N": {"likelihood_weight": float(len(sources))}}.get(settings["sampler"], {})
-    schedule = LangevinConfig.for_score_priors(priors, n_levels, steps_per_level, **overrides)
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"output": "masked"}
+    schedule = (LangevinConfig.from_dict(settings["schedule"]) if "schedule" in settings
+                else LangevinConfig.for_score_priors(priors)).replace(n_levels=n_levels, steps_per_level=steps_per_level)
     output = check_output(settings["output"] if output == "chosen" else output)
     separator = LangevinSeparator(priors, schedule, device=device, seed=seed)
 

@@ -244,11 +244,12 @@ def annealed_langevin(
 
     sigmas, etas, lambdas = schedule.sigmas(), schedule.step_sizes(), schedule.weights()
     # x is the estimate of the sources *at noise level sigma_i*; start from the first level's noise
-    base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources) if schedule.init == "mixture" else 0.0
+    # (the exact constraint starts on its plane: the mixture share, noise with zero mean over sources)
+    on_plane = schedule.constraint == "exact"
+    base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources) if schedule.init == "mixture" or on_plane else 0.0
     start_noise = randn(n_batch, n_sources, padded)
-    if schedule.constraint == "exact":
+    if on_plane:
         start_noise = start_noise - start_noise.mean(1, keepdim=True)
-        base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources)
     x = base + float(sigmas[0]) * start_noise
     diagnostics = []
     bar = progress(total=schedule.n_levels * schedule.steps_per_level, desc="langevin", leave=False,
