@@ -9,13 +9,14 @@ install:
 	bash scripts/install.sh
 
 ## Execute every chapter and the benchmarks (regenerating tables/ under the default profile), build the HTML book.
+## Chapters whose inputs are unchanged are reused from book/executed/ (sepcore.book_cache); FORCE=1 executes all.
 book: install
-	$(PY) -m sepcore.book run --profile $(PROFILE)
+	$(PY) -m sepcore.book run --profile $(PROFILE) $(if $(FORCE),--force)
 	$(MAKE) benchmarks PROFILE=$(PROFILE)
 	$(PY) -m sepcore.book build
 
 run:
-	$(PY) -m sepcore.book run --profile $(PROFILE) $(CHAPTERS)
+	$(PY) -m sepcore.book run --profile $(PROFILE) $(if $(FORCE),--force) $(CHAPTERS)
 
 build:
 	$(PY) -m sepcore.book build

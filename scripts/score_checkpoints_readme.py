@@ -19,6 +19,9 @@ def main():
         meta, config = payload["metadata"], payload["config"]
         dataset, source = path.stem.split("_", 1)
         extra = "" if dataset == "toy" else f" --channels {config['channels']} --max-dilation {config['max_dilation']}"
+        if config.get("n_sources", 1) > 1:                       # a joint model over every class of its name
+            source = " ".join(config["source"].split("+"))
+            extra = f" --joint --channels {config['channels']}"
         command = COMMAND.format(dataset=dataset, source=source, minutes=meta["plan"]["cpu_minutes"], extra=extra)
         n_params = sum(v.numel() for k, v in payload["state_dict"].items() if k != "frequencies")
         rows.append(f"| `{path.name}` | {path.stat().st_size / 2**20:.2f} MB | {n_params:,} | {config['channels']} x "
@@ -33,7 +36,9 @@ def main():
 One noise-conditioned denoiser per class (`sepcore.models.score_prior.ScorePrior`: a dilated residual
 convolution stack with FiLM noise conditioning and the EDM preconditioning), trained by denoising
 score matching (`sepcore.train.score_prior`). Toy: the four waveforms of `sepcore.data.toy`; Slakh:
-the embedded dataset's drums, bass and guitar stems. Each run is one process with `OMP_NUM_THREADS=1`
+the embedded dataset's drums, bass and guitar stems. `toy_joint.pt` is one **joint** model over the
+four toy classes (MSDM's route, `n_sources = 4`): each training item stacks one crop of every class,
+drawn independently, and the model denoises all four channels at once. Each run is one process with `OMP_NUM_THREADS=1`
 under `sepcore.train.fit`: a **CPU-time** budget (the speed measured over the first 30 steps plans
 the step count and the cosine learning-rate schedule), validation every 200 steps on fixed crops of
 the validation split with fixed noise at 8 fixed levels, a plateau stop (10 evaluations without a

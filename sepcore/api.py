@@ -372,6 +372,14 @@ def _register_builtin_methods() -> None:
                     default_checkpoint="checkpoints/variational/slakh_truncnormal.pt",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     requires=("sepcore.separation.variational",))
+    register_method("variational-score-slakh", "sepcore.separation.adapters:make_variational",
+                    description="Amortised variational separation trained against the score priors (Slakh-format drums, bass)",
+                    needs_checkpoint=True, sample_rate=22050,
+                    default_checkpoint="checkpoints/variational/slakh_truncnormal_score.pt",
+                    chunk_seconds=65536 / 22050, overlap_seconds=0.25,
+                    knobs={"output": Knob("masked", choices=("masked", "raw"),
+                                          help="the mixture masked by the estimates' spectrograms, or the raw posterior means")},
+                    requires=("sepcore.separation.variational",))
     register_method("latent-bayes", "sepcore.separation.adapters:make_latent_bayes",
                     description="LQ-VAE exact latent posterior + rejection sampling (Mancusi et al.)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,

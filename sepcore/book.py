@@ -9,7 +9,10 @@ Command line::
 
 Chapters are jupytext MyST notebooks ``notebooks/NN_name.md``. ``run`` converts each one,
 executes it with papermill (the one executor), and writes the executed notebook to
-``book/executed/NN_name.ipynb``, which the book renders without executing it again.
+``book/executed/NN_name.ipynb``, which the book renders without executing it again. A chapter
+whose cache key (:mod:`sepcore.book_cache`: its source, the package, the checkpoints, the data
+manifests, the profile) matches the one stored in its executed notebook is not executed again;
+``run --force`` executes it anyway.
 
 Inside a chapter, :func:`chapter` returns a :class:`Chapter` that knows the profile, the
 device, where data and tables go, and writes tables with their provenance.
@@ -192,21 +195,28 @@ def sync_pairs() -> list[Path]:
     return written
 
 
-def _hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected-parameters cell ``remove-cell``: the banner already states the profile."""
+def _finish_executed(path: Path, key: dict) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` (the banner already states the profile)
+    and store the chapter's cache key (:func:`sepcore.book_cache.store_key`)."""
     import nbformat
+
+    from sepcore.book_cache import store_key
 
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+    store_key(notebook, key)
     nbformat.write(notebook, path)
 
 
-def run_chapters(profile: str, names: list[str], parameters: dict | None = None) -> int:
-    """Execute chapters with papermill; return the number of failures."""
+def run_chapters(profile: str, names: list[str], parameters: dict | None = None, *, force: bool = False) -> int:
+    """Execute chapters with papermill, skipping those whose executed notebook is fresh
+    (:mod:`sepcore.book_cache`) unless ``force``; return the number of failures."""
     import papermill
+
+    from sepcore.book_cache import COLLECTORS, cache_key, is_fresh
 
     check_profile(profile)
     env_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
@@ -218,10 +228,18 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None)
     failed_dir = BUILD / "failed"
     summary = {}
     failures = 0
+    executed_any = False
+    data_root = (parameters or {}).get("data_root")
     for source in select_chapters(names):
+        target = EXECUTED / f"{source.stem}.ipynb"
+        key = cache_key(source, profile, parameters, data_root=Path(data_root) if data_root else None)
+        if not force and is_fresh(target, key) and not (source.stem in COLLECTORS and executed_any):
+            summary[source.stem] = {"status": "cached", "seconds": 0.0}
+            print(f"[sepcore.book] {source.stem}: inputs unchanged, reusing {target.name}", flush=True)
+            continue
+        executed_any = True
         staged = staging / f"{source.stem}.ipynb"
         _to_ipynb(source, staged)
-        target = EXECUTED / f"{source.stem}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         print(f"[sepcore.book] running {source.name} (profile={profile})", flush=True)
         started = time.time()
@@ -231,7 +249,7 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None)
                 cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=not quiet(),
                 log_output=quiet(), request_save_on_cell_execute=True,
             )
-            _hide_injected_parameters(target)
+            _finish_executed(target, key)
             status = "ok"
         except Exception as error:  # papermill raises PapermillExecutionError and friends
             failures += 1
@@ -269,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--device", default=None)
     run.add_argument("--data-root", default=None)
+    run.add_argument("--force", action="store_true", help="execute even the chapters whose cache key is unchanged")
     run.add_argument("chapters", nargs="*", help="chapter names (e.g. elbo or 02_elbo); all when omitted")
     sub.add_parser("build", help="build the HTML book from the executed chapters")
     sub.add_parser("sync", help="regenerate the paired .ipynb files from the .md chapters")
@@ -276,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         extra = {k: v for k, v in {"seed": args.seed, "device": args.device, "data_root": args.data_root}.items() if v is not None}
-        failures = run_chapters(args.profile, args.chapters, extra)
+        failures = run_chapters(args.profile, args.chapters, extra, force=args.force)
         if failures:
             print(f"[sepcore.book] {failures} chapter(s) failed", file=sys.stderr)
         return 1 if failures else 0

@@ -127,3 +127,37 @@ def test_trained_posterior_mean_approaches_closed_form(mixing):
     assert history[-1]["elbo"] > history[0]["elbo"]
     print("rms error / spread of the exact posterior means:", (error / spread).tolist())
     assert (error < 0.15 * spread).all(), (error, spread)
+
+
+class _GaussianScoreOnly(torch.nn.Module):
+    """The score of ``N(mean, std^2 + sigma^2)`` and nothing else (a score prior has no density)."""
+
+    multiple = 1
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def score(self, x, sigma):
+        return -(x - self.mean) / (self.std**2 + sigma**2)
+
+
+def test_score_priors_give_the_elbo_gradient_of_the_density():
+    """Against a score-only prior the encoders get exactly the gradient they get from the same
+    prior's density (the reparameterised ELBO needs only the score); the KL is then unknown (NaN)."""
+    config = _tiny("truncnormal", likelihood_sigma=0.1, prior_sigma=0.05)
+    mixture = 0.2 * torch.randn(3, 64)
+    grads = []
+    for priors in ([GaussianPrior(0.0, 0.5), GaussianPrior(0.1, 0.3)],
+                   [_GaussianScoreOnly(0.0, 0.5), _GaussianScoreOnly(0.1, 0.3)]):
+        torch.manual_seed(0)
+        separator = VariationalSeparator(config)
+        for p in separator.parameters():        # leave the zero-initialised head's plateau
+            torch.nn.init.normal_(p, std=0.1)
+        torch.manual_seed(5)
+        terms = elbo_terms(separator, priors, mixture)
+        terms["loss"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in separator.parameters() if p.grad is not None]))
+        assert math.isfinite(float(terms["reconstruction"])) and math.isfinite(float(terms["entropy"]))
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert math.isnan(float(terms["kl"])) and math.isnan(float(terms["elbo"]))

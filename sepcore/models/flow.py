@@ -16,6 +16,10 @@ and the prior density is the change of variables (paper 002, Eq. 6-7)::
   ``y_b = (x_b - t) * exp(-log s)``; ``logdet = -sum log s``. ``log s`` passes a soft clamp
   ``c tanh(. / c)`` (c = ``log_scale_clamp``) so that one layer cannot blow up during training.
 * **flip** reverses the channel order so that the next coupling transforms the other half.
+* **noise-conditioned ActNorm** (``conditioned_actnorm``, an ablation): ActNorm's ``b`` and
+  ``log a`` gain a learned linear function of ``c(sigma) = [log(sigma + 1e-3), sigma]`` (zero at
+  initialisation), so the normalisation can follow the variance that noise adds at each level;
+  ``logdet = -T sum log a(sigma)`` per item.
 
 **Noise conditioning** (Jayaram & Thickstun 2020). We train **one prior per source, conditioned
 on the noise level sigma** (WaveNet global conditioning, :mod:`sepcore.models.wavenet`) on
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sepcore.models.wavenet import WaveNet
+from sepcore.models.wavenet import WaveNet, sigma_features
 from sepcore.profiles import ProfileConfig
 
 LOG_2PI = math.log(2 * math.pi)
@@ -56,6 +60,7 @@ class FlowConfig(ProfileConfig):
     n_layers: int = 4
     width: int = 12
     conditioned: bool = True
+    conditioned_actnorm: bool = False
     log_scale_clamp: float = 4.0
 
     @classmethod
@@ -84,13 +89,32 @@ def unsqueeze(x: torch.Tensor) -> torch.Tensor:
 
 
 class ActNorm(nn.Module):
-    """Per-channel affine normalisation with data-dependent initialisation (Eq. 8-9)."""
+    """Per-channel affine normalisation with data-dependent initialisation (Eq. 8-9).
 
-    def __init__(self, channels: int):
+    ``conditioned=True``: ``b`` and ``log a`` are shifted by a linear map of the noise features
+    :func:`sepcore.models.wavenet.sigma_features` (zero at initialisation), one value per channel
+    and item; ``forward``/``reverse`` then take ``sigma``.
+    """
+
+    def __init__(self, channels: int, conditioned: bool = False):
         super().__init__()
         self.loc = nn.Parameter(torch.zeros(1, channels, 1))
         self.log_scale = nn.Parameter(torch.zeros(1, channels, 1))
         self.register_buffer("initialized", torch.tensor(False))
+        self.condition = nn.Linear(2, 2 * channels) if conditioned else None
+        if self.condition is not None:
+            nn.init.zeros_(self.condition.weight)
+            nn.init.zeros_(self.condition.bias)
+
+    def _affine(self, x: torch.Tensor, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loc, log_scale)``, each ``(1 or B, C, 1)``."""
+        if self.condition is None:
+            return self.loc, self.log_scale
+        if sigma is None:
+            raise ValueError("this ActNorm is noise-conditioned: pass sigma (0.0 for clean audio)")
+        shift = self.condition(sigma_features(sigma, x.shape[0], x.device, x.dtype))[..., None]   # (B, 2C, 1)
+        d_loc, d_log_scale = shift.chunk(2, dim=1)
+        return self.loc + d_loc, self.log_scale + d_log_scale
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
@@ -100,16 +124,18 @@ class ActNorm(nn.Module):
         self.log_scale.copy_(torch.log(std + 1e-6))
         self.initialized.fill_(True)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, sigma=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (B, C, T) -> (y, logdet per time step (B, T))``."""
         if not self.initialized:
             self.initialize(x)
-        y = (x - self.loc) * torch.exp(-self.log_scale)
-        logdet = (-self.log_scale.sum()).expand(x.shape[0], x.shape[2])
+        loc, log_scale = self._affine(x, sigma)
+        y = (x - loc) * torch.exp(-log_scale)
+        logdet = (-log_scale.sum(dim=(1, 2))).expand(x.shape[0])[:, None].expand(x.shape[0], x.shape[2])
         return y, logdet
 
-    def reverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y * torch.exp(self.log_scale) + self.loc
+    def reverse(self, y: torch.Tensor, sigma=None) -> torch.Tensor:
+        loc, log_scale = self._affine(y, sigma)
+        return y * torch.exp(log_scale) + loc
 
 
 class AffineCoupling(nn.Module):
@@ -149,7 +175,7 @@ class FlowPrior(nn.Module):
         for block in range(self.config.n_blocks):
             channels = 2 ** (block + 1)
             for _ in range(self.config.n_flows):
-                self.actnorms.append(ActNorm(channels))
+                self.actnorms.append(ActNorm(channels, self.config.conditioned and self.config.conditioned_actnorm))
                 self.couplings.append(AffineCoupling(channels, self.config))
 
     def _as_channels(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,7 +209,7 @@ class FlowPrior(nn.Module):
             h = squeeze(h)
             factor = 2 ** (block + 1)
             for _ in range(self.config.n_flows):
-                h, ld_norm = self.actnorms[index](h)
+                h, ld_norm = self.actnorms[index](h, sigma)
                 h, ld_coupling = self.couplings[index](h, sigma)
                 h = h.flip(1)
                 logdet = logdet + ((ld_norm + ld_coupling) / factor).repeat_interleave(factor, dim=-1)
@@ -204,7 +230,7 @@ class FlowPrior(nn.Module):
             for _ in range(self.config.n_flows):
                 h = h.flip(1)
                 h = self.couplings[index].reverse(h, sigma)
-                h = self.actnorms[index].reverse(h)
+                h = self.actnorms[index].reverse(h, sigma)
                 index -= 1
             h = unsqueeze(h)
         return h[:, 0]

@@ -21,6 +21,13 @@ whose every block is scaled and shifted by an embedding of the noise level (FiLM
 Shapes: ``y (batch, time)``, ``sigma`` a float or ``(batch,)``. The model is fully
 convolutional, so any length works (``multiple = 1``).
 
+**Joint model** (``n_sources = K > 1``; the route of MSDM, Mariani et al., ICLR 2024): one
+network denoises all ``K`` sources at once, ``y (batch, K, time)``, with one shared noise level,
+and its score is the joint score ``d/dy log p(y_1, ..., y_K | sigma)``. Trained on *independently
+drawn* stems (never a mixture with its own sources), it learns the same product distribution
+as ``K`` separate priors, but each output channel sees every input channel, so it can learn to
+reject what belongs to the others.
+
 Written by hand: no library we depend on ships a 1-D noise-conditioned denoiser.
 """
 
@@ -54,6 +61,7 @@ class ScorePriorConfig(ProfileConfig):
     sigma_min: float = 0.005
     sigma_max: float = 2.0
     sample_rate: int = 14700
+    n_sources: int = 1
 
     @classmethod
     def quick(cls):
@@ -92,15 +100,20 @@ class ScorePrior(nn.Module):
 
     multiple = 1
 
+    @property
+    def is_joint(self) -> bool:
+        """Whether one network denoises ``n_sources > 1`` sources at once (``y (batch, K, time)``)."""
+        return self.config.n_sources > 1
+
     def __init__(self, config: ScorePriorConfig | None = None):
         super().__init__()
         self.config = config or ScorePriorConfig()
         c = self.config
         self.register_buffer("frequencies", torch.randn(c.embedding // 2, generator=torch.Generator().manual_seed(0)) * 4.0)
         self.embed = nn.Sequential(nn.Linear(c.embedding, c.embedding), nn.SiLU(), nn.Linear(c.embedding, c.embedding))
-        self.inp = nn.Conv1d(1, c.channels, 1)
+        self.inp = nn.Conv1d(c.n_sources, c.channels, 1)
         self.blocks = nn.ModuleList(_Block(c.channels, c.kernel_size, d, c.embedding) for d in c.dilations())
-        self.head = nn.Conv1d(c.channels, 1, 1)
+        self.head = nn.Conv1d(c.channels, c.n_sources, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -110,29 +123,41 @@ class ScorePrior(nn.Module):
             raise ValueError("a score prior needs sigma > 0 (the clean density has no score)")
         return sigma.expand(y.shape[0]) if sigma.ndim == 0 else sigma
 
+    def _channels(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` as ``(batch, n_sources, time)``: ``(batch, time)`` for one class, ``(batch, K, time)`` joint."""
+        expected = 3 if self.is_joint else 2
+        if y.ndim != expected or (self.is_joint and y.shape[1] != self.config.n_sources):
+            want = f"(batch, {self.config.n_sources}, time)" if self.is_joint else "(batch, time)"
+            raise ValueError(f"the {self.config.source} score prior expects {want}, got shape {tuple(y.shape)}")
+        return y if self.is_joint else y[:, None]
+
     def denoise(self, y: torch.Tensor, sigma) -> torch.Tensor:
-        """``E[x | y]`` estimated by the network, ``(batch, time)``."""
+        """``E[x | y]`` estimated by the network, shaped like ``y``: ``(batch, time)``, or
+        ``(batch, K, time)`` for a joint model."""
+        h = self._channels(y)
         sigma = self._sigma(sigma, y)
         sd = self.config.sigma_data
-        total = (sigma**2 + sd**2)[:, None]
-        c_skip, c_out, c_in = sd**2 / total, sigma[:, None] * sd / total.sqrt(), 1 / total.sqrt()
+        total = (sigma**2 + sd**2)[:, None, None]
+        c_skip, c_out, c_in = sd**2 / total, sigma[:, None, None] * sd / total.sqrt(), 1 / total.sqrt()
         angle = (sigma.log() / 4)[:, None] * self.frequencies[None]
         emb = self.embed(torch.cat([angle.sin(), angle.cos()], dim=-1))
-        h = self.inp((c_in * y)[:, None])
+        x = self.inp(c_in * h)
         for block in self.blocks:
-            h = block(h, emb)
-        return c_skip * y + c_out * self.head(h)[:, 0]
+            x = block(x, emb)
+        out = c_skip * h + c_out * self.head(x)
+        return out if self.is_joint else out[:, 0]
 
     def score(self, y: torch.Tensor, sigma) -> torch.Tensor:
-        """``d/dy log p(y | sigma) = (D(y, sigma) - y) / sigma^2`` (Tweedie), ``(batch, time)``."""
-        s = self._sigma(sigma, y)[:, None]
+        """``d/dy log p(y | sigma) = (D(y, sigma) - y) / sigma^2`` (Tweedie), shaped like ``y``."""
+        s = self._sigma(sigma, y).view(-1, *([1] * (y.ndim - 1)))
         return (self.denoise(y, sigma) - y) / s**2
 
     def dsm_loss(self, clean: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Denoising score matching with the EDM weight ``(sigma^2 + sigma_data^2) / (sigma sigma_data)^2``,
-        which makes every noise level's loss the MSE of ``F`` on a unit-variance target; ``clean (B, T)``,
-        ``sigma (B,)``, ``noise (B, T)`` standard normal. Returns the scalar mean."""
+        which makes every noise level's loss the MSE of ``F`` on a unit-variance target; ``clean (B, T)``
+        (joint: ``(B, K, T)``), ``sigma (B,)``, ``noise`` like ``clean``, standard normal. Returns the scalar mean."""
         sd = self.config.sigma_data
-        denoised = self.denoise(clean + sigma[:, None] * noise, sigma)
-        weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
-        return (weight[:, None] * (denoised - clean) ** 2).mean()
+        s = sigma.view(-1, *([1] * (clean.ndim - 1)))
+        denoised = self.denoise(clean + s * noise, sigma)
+        weight = (s**2 + sd**2) / (s * sd) ** 2
+        return (weight * (denoised - clean) ** 2).mean()

@@ -109,15 +109,20 @@ def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score
 
 
 def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt", device="auto",
-                     **_unused):
+                     output="raw", **_unused):
     """Amortised variational separation with the encoders of ``checkpoint`` (toy Beta by default;
-    ``checkpoints/variational/slakh_truncnormal.pt`` for drums and bass)."""
+    ``checkpoints/variational/slakh_truncnormal[_score].pt`` for drums and bass). ``output="masked"``
+    masks the mixture with the posterior means' spectrograms (:func:`sepcore.separation.masking.mask_with_waveforms`)."""
     from sepcore.checkpoints import load_model
+    from sepcore.separation.masking import check_output, mask_with_waveforms
     from sepcore.separation.variational import VariationalSeparator
 
+    check_output(output)
     model = load_model(checkpoint, expect={"sources": tuple(sources)}, expect_class=VariationalSeparator,
                        device=device)
-    return model.separate
+    if output == "raw":
+        return model.separate
+    return lambda mixture: mask_with_waveforms(mixture, model.separate(mixture))
 
 
 def _latent_models(kind: str, sources: Sequence[str], folder, device):

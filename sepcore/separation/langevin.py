@@ -116,7 +116,16 @@ def _score(x: torch.Tensor, priors: Sequence[nn.Module], sigma: float) -> tuple[
 
     A prior with ``score_and_log_prob`` (the exact toy prior) or ``score`` (a score prior, whose
     log-prior is unknown: NaN) gives its score directly; otherwise ``log_prob`` is differentiated.
+    A joint score prior (``is_joint``, MSDM's route) is passed once per source, the same object
+    ``K`` times, and scores all sources in one call.
     """
+    if len(priors) > 1 and getattr(priors[0], "is_joint", False):
+        if not all(p is priors[0] for p in priors) or priors[0].config.n_sources != len(priors):
+            raise ValueError("a joint score prior must be passed once per source (the same module "
+                             f"{priors[0].config.n_sources} times), alone")
+        with torch.no_grad():
+            grad = priors[0].score(x, sigma)
+        return grad, torch.full(x.shape[:2], math.nan, dtype=x.dtype, device=x.device)
     if all(hasattr(p, "score_and_log_prob") or hasattr(p, "score") for p in priors):
         grads, logs = [], []
         for k, prior in enumerate(priors):
@@ -180,8 +189,8 @@ def langevin_level(
     """Run ``steps`` updates at one fixed level from an explicit ``start (batch, n_sources, time)``.
 
     For diagnostics only (e.g. starting at the true sources to see whether the posterior keeps
-    them, an *oracle* experiment); separation goes through :func:`annealed_langevin`, which never
-    takes a starting point. ``lambda = likelihood_weight / sigma^2``. Returns the final state and
+    them, an *oracle* experiment); separation goes through :func:`annealed_langevin`, whose only
+    starting points are the mixture share or an estimate computed from the mixture. ``lambda = likelihood_weight / sigma^2``. Returns the final state and
     the log-priors ``(batch, n_sources)`` of the last step. No clamping, no padding.
     """
     mixing = get_mixing(mixing)
@@ -201,6 +210,7 @@ def annealed_langevin(
     mixing: str | None = None,
     device: str | torch.device = "auto",
     show_progress: bool = False,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[dict]]:
     """Separate ``mixture`` by annealed SGLD; a pure function of its arguments.
 
@@ -208,6 +218,10 @@ def annealed_langevin(
         mixture: ``(batch, time)`` or ``(time,)``.
         priors: one per source, in the order of the output's source axis.
         generator: a CPU generator; it seeds the noise (on the device) and is advanced.
+        start: an estimate computed **from the mixture alone** (e.g. an amortised encoder's),
+            ``(batch, n_sources, time)`` (or ``(n_sources, time)``): the chain begins at
+            ``start + sigma_1 noise`` instead of the mixture share (a *refinement*; begin the
+            schedule low). Under the exact constraint ``start`` is first moved onto its plane.
 
     Returns:
         ``estimates (batch, n_sources, time)`` (or ``(n_sources, time)`` for a 1-D mixture) and
@@ -247,6 +261,14 @@ def annealed_langevin(
     # (the exact constraint starts on its plane: the mixture share, noise with zero mean over sources)
     on_plane = schedule.constraint == "exact"
     base = m[:, None].expand(n_batch, n_sources, padded) / (w * n_sources) if schedule.init == "mixture" or on_plane else 0.0
+    if start is not None:
+        given = (start[None] if squeeze_batch else start).to(m.device, torch.float32)
+        if given.shape[:2] != (n_mixtures, n_sources) or given.shape[-1] != length:
+            raise ValueError(f"start must be (batch, n_sources, time) = {(n_mixtures, n_sources, length)}, "
+                             f"got {tuple(given.shape)}")
+        base = nn.functional.pad(given.repeat_interleave(schedule.n_chains, 0), (0, padded - length))
+        if on_plane:
+            base = base + (m - mix(base, mixing))[:, None] / (w * n_sources)
     start_noise = randn(n_batch, n_sources, padded)
     if on_plane:
         start_noise = start_noise - start_noise.mean(1, keepdim=True)
@@ -315,10 +337,11 @@ class LangevinSeparator:
         self.generator = torch.Generator().manual_seed(seed)
         self.last_diagnostics: list[dict] = []
 
-    def separate_batch(self, mixtures: torch.Tensor) -> torch.Tensor:
-        """``(batch, time) -> (batch, n_sources, time)`` on the CPU."""
+    def separate_batch(self, mixtures: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, time) -> (batch, n_sources, time)`` on the CPU; ``start``: a mixture-derived
+        first estimate to refine (see :func:`annealed_langevin`)."""
         estimates, self.last_diagnostics = annealed_langevin(
-            mixtures, self.priors, self.schedule, self.generator, mixing=self.mixing, device=self.device)
+            mixtures, self.priors, self.schedule, self.generator, mixing=self.mixing, device=self.device, start=start)
         return estimates.cpu()
 
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:

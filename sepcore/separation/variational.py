@@ -3,7 +3,8 @@
 One non-causal WaveNet encoder per source maps the mixture ``m`` to the parameters of an
 approximate posterior ``q_phi_k(s_k | m)`` at every time step; the priors ``p(s_k)`` are fixed
 (noise-conditioned flows, :mod:`sepcore.models.flow`, or any module with
-``log_prob(x (batch, time), sigma) -> (batch,)``). Training maximises the bound derived in the
+``log_prob(x (batch, time), sigma) -> (batch,)``; or score priors, :mod:`sepcore.models.score_prior`,
+whose score is all the reparameterised gradient needs, :func:`prior_log_density`). Training maximises the bound derived in the
 ELBO chapter (notebooks/02_elbo.md, Eq. 21 with the corrected Eq. 23)::
 
     ELBO(m) = sum_k E_q[log p(s_k | sigma_p) - log q_k(s_k | m)]         (Eq. 21, prior and entropy)
@@ -183,10 +184,14 @@ def elbo_terms(
 
     * ``loss``: ``reconstruction + beta_kl * kl`` (what training minimises);
     * ``reconstruction``: ``||m - mix(s)||^2 / (2 sigma^2)``, the corrected Eq. 23 without its constant;
+    * ``entropy``: ``-sum_k log q_k(s_k | m)``, the one-sample entropy of the posteriors;
     * ``kl``: ``sum_k [log q_k(s_k | m) - log p_k(s_k | sigma_p)]``, the one-sample KL of Eq. 21;
     * ``kl_per_source``: ``(n_sources,)``;
     * ``elbo``: ``-reconstruction - kl - 1/2 log(2 pi sigma^2)``, a bound on ``log p(m) / T``
       under the sigma-relaxed likelihood.
+
+    Score priors have no density: ``loss`` then carries the same gradient through
+    :func:`prior_log_density`'s surrogate, and ``kl``, ``kl_per_source`` and ``elbo`` are NaN.
 
     Only ``mixture``, the encoders and the priors enter: the true sources are not an argument.
     """
@@ -194,22 +199,41 @@ def elbo_terms(
     if len(priors) != separator.n_sources:
         raise ValueError(f"got {len(priors)} priors for {separator.n_sources} sources {config.sources}")
     multiple = math.lcm(*(int(getattr(prior, "multiple", 1)) for prior in priors))
+    if any(getattr(prior, "is_joint", False) for prior in priors):
+        raise ValueError("elbo_terms takes one prior per source; a joint score prior is not supported here")
     if mixture.shape[-1] % multiple:
         raise ValueError(f"mixture length {mixture.shape[-1]} must be a multiple of {multiple} for these priors; "
                          "crop the training segments (segment_length) to a multiple of it")
     posteriors = separator.posteriors(mixture)
     samples = torch.stack([q.rsample() for q in posteriors], dim=1)                  # (B, K, T)
     log_q = torch.stack([q.log_prob(samples[:, k]).sum(-1) for k, q in enumerate(posteriors)], 1)   # (B, K)
-    log_p = torch.stack([prior.log_prob(samples[:, k], config.prior_sigma) for k, prior in enumerate(priors)], 1)
+    log_p, exact = zip(*(prior_log_density(prior, samples[:, k], config.prior_sigma) for k, prior in enumerate(priors)))
+    log_p = torch.stack(log_p, 1)                                                     # (B, K)
     sigma = config.likelihood_sigma
     time = mixture.shape[-1]
     reconstruction = (mixture - mix(samples, mixing)).pow(2).sum(-1) / (2 * sigma**2)  # (B,)
     kl = (log_q - log_p) / time                                                       # (B, K)
     reconstruction = reconstruction / time
+    unknown = torch.tensor(math.nan)
+    known = all(exact)
     return {
         "loss": (reconstruction + beta_kl * kl.sum(1)).mean(),
         "reconstruction": reconstruction.mean().detach(),
-        "kl": kl.sum(1).mean().detach(),
-        "kl_per_source": kl.mean(0).detach(),
-        "elbo": (-reconstruction - kl.sum(1)).mean().detach() - 0.5 * math.log(2 * math.pi * sigma**2),
+        "entropy": (-log_q.sum(1) / time).mean().detach(),
+        "kl": kl.sum(1).mean().detach() if known else unknown,
+        "kl_per_source": kl.mean(0).detach() if known else torch.full((len(priors),), math.nan),
+        "elbo": (-reconstruction - kl.sum(1)).mean().detach() - 0.5 * math.log(2 * math.pi * sigma**2) if known else unknown,
     }
+
+
+def prior_log_density(prior: nn.Module, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, bool]:
+    """``(log p(x | sigma) (B,), True)`` for a prior with a density (a flow), or, for a score prior
+    (:class:`sepcore.models.score_prior.ScorePrior`, no density), the surrogate
+    ``(<stop_grad(score(x)), x>, False)``: its value means nothing, but its gradient with respect to
+    ``x``, and through the reparameterised sample to the encoders, is exactly the score, which is
+    all the reparameterised ELBO gradient needs of the prior (paper 000, Eq. 17)."""
+    if hasattr(prior, "log_prob"):
+        return prior.log_prob(x, sigma), True
+    with torch.no_grad():
+        score = prior.score(x.detach(), sigma)
+    return (score * x).sum(-1), False

@@ -158,12 +158,13 @@ def train_flow(
 
 
 def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", data_root=None, seed: int = 0,
-             val_crops: int = 32, log=print):
+             val_crops: int = 32, log=print, conditioned_actnorm: bool = False):
     """Train (or resume) one flow prior with :func:`sepcore.train.fit.fit`: a CPU-time (or step)
     budget, a validation NLL every ``plan.eval_every`` steps on fixed crops of the validation split (a
     quarter clean, the rest at three fixed levels log-spaced in ``[sigma_min, sigma_max]``, fixed
     noise), a plateau stop, resumable state and a learning curve
-    ``tables/training/flow_<dataset>_<source>.csv`` (quick: under ``_build``).
+    ``tables/training/flow_<checkpoint name>.csv`` (quick: under ``_build``).
+    ``conditioned_actnorm``: the ablation with noise-conditioned ActNorm (:class:`sepcore.models.flow.ActNorm`).
 
     The checkpoint's ``metadata["history"]`` has one row per evaluation: ``step``, ``seconds`` (CPU),
     ``nll`` (training loss since the previous evaluation) and ``val_nll``, in nats per sample; the
@@ -179,7 +180,8 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     seed_everything(seed)
     out = Path(out)
     sample_rate = 14700 if dataset == "toy" else 22050
-    flow_config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate)
+    flow_config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate,
+                                         conditioned_actnorm=conditioned_actnorm)
     train_config = FlowTrainConfig.for_profile(profile)
     model = FlowPrior(flow_config)
     train = crop_source(dataset, source, "train", profile, data_root)
@@ -190,7 +192,7 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     n_clean = max(1, val_crops // 4)
     val_sigma = torch.cat([torch.zeros(n_clean), levels[torch.arange(val_crops - n_clean) % len(levels)]])
     val_noisy = val_clean + val_sigma[:, None] * torch.randn(val_clean.shape, generator=val_generator)
-    curve_path = training_tables(profile) / f"flow_{dataset}_{source}.csv"
+    curve_path = training_tables(profile) / f"flow_{out.stem}.csv"
     generator = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
@@ -239,17 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--cpu-minutes", type=float, default=None,
                         help="train with the CPU-budgeted, validated loop (sepcore.train.fit) for this many CPU minutes")
+    parser.add_argument("--conditioned-actnorm", action="store_true",
+                        help="ablation: noise-conditioned ActNorm (default out checkpoints/flows/ablation/<dataset>_<source>_actnorm.pt)")
     args = parser.parse_args(argv)
 
     if args.cpu_minutes is not None:
         from sepcore.train.fit import FitPlan
 
         folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
-        out = Path(args.out or folder / "flows" / f"{args.dataset}_{args.source}.pt")
+        name = f"{args.dataset}_{args.source}" + ("_actnorm" if args.conditioned_actnorm else "")
+        out = Path(args.out or folder / "flows" / ("ablation" if args.conditioned_actnorm else "") / f"{name}.pt")
         refuse_committed_path(out, args.profile)
         plan = FitPlan(steps=args.steps or 100000, cpu_minutes=args.cpu_minutes, lr=FlowTrainConfig.for_profile(args.profile).lr,
                        warmup_steps=100, eval_every=200, checkpoint_every=200, patience=10, min_delta=1e-3, weight_decay=0.0)
-        result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed)
+        result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed,
+                          conditioned_actnorm=args.conditioned_actnorm)
         print(f"{out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/sample at step "
               f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
         return 0

@@ -14,6 +14,11 @@ check, validation every ``eval_every`` steps, a plateau stop and a learning curv
 
     OMP_NUM_THREADS=1 python -m sepcore.train.score_prior --dataset toy --cpu-minutes 10
     OMP_NUM_THREADS=1 python -m sepcore.train.score_prior --dataset slakh --sources drums bass guitar --cpu-minutes 15
+
+``--joint`` trains one joint model over all ``--sources`` instead (MSDM's route,
+:class:`ScorePrior` with ``n_sources = K``): every training item stacks one crop of each class,
+each drawn **independently** (other items, other offsets), so the model never sees a mixture
+together with its own sources. Output ``checkpoints/score/<dataset>_joint.pt``.
 """
 
 from __future__ import annotations
@@ -59,7 +64,13 @@ class ScoreTrainConfig(ProfileConfig):
 
 
 def crop_source(dataset: str, source: str, split: str, profile: str, data_root=None):
-    """A function ``(n, length, generator) -> (n, length)`` of crops of one class and split."""
+    """A function ``(n, length, generator) -> (n, length)`` of crops of one class and split.
+
+    ``source = "a+b+..."`` (a joint model's classes) gives ``(n, K, length)``: one independent crop
+    of each class per item, stacked."""
+    if "+" in source:
+        parts = [crop_source(dataset, s, split, profile, data_root) for s in source.split("+")]
+        return lambda n, length, generator: torch.stack([draw(n, length, generator) for draw in parts], dim=1)
     if dataset == "toy":
         from sepcore.data.toy import ToyConfig
         from sepcore.train.flow import toy_crops
@@ -77,7 +88,8 @@ def crop_source(dataset: str, source: str, split: str, profile: str, data_root=N
 
 
 def default_out(dataset: str, source: str) -> Path:
-    return CHECKPOINTS / "score" / f"{dataset}_{source}.pt"
+    """``checkpoints/score/<dataset>_<source>.pt``; a joint model (``"a+b+..."``) is ``<dataset>_joint.pt``."""
+    return CHECKPOINTS / "score" / f"{dataset}_{'joint' if '+' in source else source}.pt"
 
 
 def train_score_prior(config: ScoreTrainConfig, plan: FitPlan, out, *, data_root=None,
@@ -93,6 +105,7 @@ def train_score_prior(config: ScoreTrainConfig, plan: FitPlan, out, *, data_root
     base = model_config or ScorePriorConfig.for_profile(config.profile)
     sample_rate = 14700 if config.dataset == "toy" else 22050
     model_config = base.replace(source=config.source, sigma_data=sigma_data, sample_rate=sample_rate,
+                                n_sources=len(config.source.split("+")),
                                 sigma_min=round(config.sigma_lo * sigma_data, 6),
                                 sigma_max=round(config.sigma_hi * sigma_data, 6))
     model = ScorePrior(model_config)
@@ -120,7 +133,7 @@ def train_score_prior(config: ScoreTrainConfig, plan: FitPlan, out, *, data_root
                                              "val_dsm_loss": round(info["best_val"], 5), **info})
 
     return fit(model, loss_fn, val_fn, plan, state_path=out.with_name(out.name + ".state.pt"), config=run_config,
-               curve_path=training_tables(config.profile) / f"score_{config.dataset}_{config.source}.csv",
+               curve_path=training_tables(config.profile) / f"score_{default_out(config.dataset, config.source).stem}.csv",
                name=f"score {config.dataset}/{config.source}", on_checkpoint=on_checkpoint, init_from=init_from)
 
 
@@ -137,13 +150,16 @@ def main(argv=None) -> None:
     parser.add_argument("--max-dilation", type=int, default=None)
     parser.add_argument("--warm-start", action="store_true",
                         help="start from the weights already at the output path (fresh optimiser, 100 warm-up steps)")
+    parser.add_argument("--joint", action="store_true", help="one joint model over all --sources (MSDM)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
     sources = args.sources or (TOY_SOURCES if args.dataset == "toy" else SLAKH_SOURCES)
+    if args.joint:
+        sources = ["+".join(sources)]
     plan = FitPlan(steps=args.steps, cpu_minutes=args.cpu_minutes, lr=args.lr, warmup_steps=100, eval_every=200,
                    checkpoint_every=200, patience=10, min_delta=1e-4, weight_decay=0.0)
     for source in sources:
-        out = Path(args.out_dir) / f"{args.dataset}_{source}.pt" if args.out_dir else default_out(args.dataset, source)
+        out = Path(args.out_dir) / default_out(args.dataset, source).name if args.out_dir else default_out(args.dataset, source)
         refuse_committed_path(out, args.profile)
         config = ScoreTrainConfig.for_profile(args.profile).replace(dataset=args.dataset, source=source)
         model_config = ScorePriorConfig.for_profile(args.profile)

@@ -98,8 +98,9 @@ def train_variational(
 ) -> tuple[VariationalSeparator, list[dict]]:
     """Fit the encoders by maximising the ELBO; returns the separator (eval, CPU) and the curves.
 
-    History rows: ``step, seconds, beta_kl, loss, elbo, reconstruction, kl`` (nats per sample,
-    means over the logging window) and ``kl_<source>``.
+    History rows: ``step, seconds, beta_kl, loss, elbo, reconstruction, entropy, kl`` (nats per sample,
+    means over the logging window) and ``kl_<source>``; ``elbo`` and the KLs are NaN against score
+    priors, which have no density (:func:`sepcore.separation.variational.prior_log_density`).
     """
     generator = seed_everything(seed)
     device = resolve_device(device)
@@ -128,12 +129,12 @@ def train_variational(
         window.append({key: value.detach().cpu() for key, value in terms.items()} | {"beta_kl": beta})
         if (step + 1) % train_config.log_every == 0 or last:
             row = {"step": step + 1, "seconds": elapsed, "beta_kl": beta}
-            for key in ("loss", "elbo", "reconstruction", "kl"):
+            for key in ("loss", "elbo", "reconstruction", "entropy", "kl"):
                 row[key] = float(torch.stack([w[key] for w in window]).mean())
             per_source = torch.stack([w["kl_per_source"] for w in window]).mean(0)
             row.update({f"kl_{name}": float(v) for name, v in zip(config.sources, per_source)})
             history.append(row)
-            bar.set_postfix(elbo=f"{row['elbo']:.2f}", kl=f"{row['kl']:.2f}")
+            bar.set_postfix(elbo=f"{row['elbo']:.2f}", rec=f"{row['reconstruction']:.2f}", kl=f"{row['kl']:.2f}")
             window = []
             if state is not None:
                 state.save(separator, optimiser, generator, step + 1, history, cpu_clock() - started)
@@ -142,26 +143,48 @@ def train_variational(
     return separator.cpu().eval(), history
 
 
-def checkpoint_path(dataset: str, posterior: str) -> Path:
-    return REPO_ROOT / "checkpoints" / "variational" / f"{dataset}_{posterior}.pt"
+def checkpoint_path(dataset: str, posterior: str, prior: str = "flow") -> Path:
+    """``checkpoints/variational/<dataset>_<posterior>.pt``, with ``_score`` for encoders trained against score priors."""
+    suffix = "" if prior == "flow" else f"_{prior}"
+    return REPO_ROOT / "checkpoints" / "variational" / f"{dataset}_{posterior}{suffix}.pt"
 
 
 def train_against_flows(profile: str, config: VariationalConfig, dataset_name: str, mixtures, *,
                         retrain_priors: bool = False, seed: int = 0, device: str = "auto",
-                        train_overrides: dict | None = None, state_path=None):
+                        train_overrides: dict | None = None, state_path=None, prior: str = "flow"):
     """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items)
-    against the flow priors ``dataset_name`` of its sources (:func:`sepcore.models.priors.flow_priors`);
+    against the priors ``dataset_name`` of its sources: the flows (:func:`sepcore.models.priors.flow_priors`)
+    or, with ``prior="score"``, the score priors (:func:`sepcore.experiments.langevin_priors.score_priors`);
     returns ``(separator, history, priors, wall_seconds)``."""
-    from sepcore.models.priors import flow_priors
-
     train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
-    prior_map, _ = flow_priors(config.sources, profile, dataset=dataset_name, retrain=retrain_priors, seed=seed)
+    if prior == "score":
+        from sepcore.experiments.langevin_priors import score_priors
+
+        prior_map = score_priors(config.sources, profile, dataset=dataset_name, seed=seed)
+    elif prior == "flow":
+        from sepcore.models.priors import flow_priors
+
+        prior_map, _ = flow_priors(config.sources, profile, dataset=dataset_name, retrain=retrain_priors, seed=seed)
+    else:
+        raise ValueError(f"prior must be 'flow' or 'score', got {prior!r}")
     priors = [prior_map[name] for name in config.sources]
     started = time.perf_counter()
     separator, history = train_variational(priors, mixture_sampler(mixtures), config, train_config,
                                            seed=seed, device=device, desc=f"{dataset_name}/{config.posterior}",
                                            state_path=state_path)
     return separator, history, priors, time.perf_counter() - started
+
+
+def prior_hashes(priors) -> dict[str, str]:
+    """``{source: first 16 hex digits of the checkpoint's sha256}`` of the priors an encoder was trained against."""
+    from sepcore.utils import file_sha256
+
+    hashes = {}
+    for prior in priors:
+        info = getattr(prior, "checkpoint_info", {})
+        path = info.get("path")
+        hashes[prior.config.source] = file_sha256(path)[:16] if path else "trained in this run"
+    return hashes
 
 
 def train_toy(profile: str, *, overrides: dict | None = None, **kwargs):
@@ -190,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="toy", choices=("toy", "slakh"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--posterior", default=None, choices=("beta", "truncnormal"))
+    parser.add_argument("--prior", default="flow", choices=("flow", "score"), help="the fixed priors: flows or score priors")
     parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/variational/<dataset>_<posterior>.pt)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -200,26 +224,29 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"posterior": args.posterior} if args.posterior else {}
     train_overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
     posterior = args.posterior or ("beta" if args.dataset == "toy" else "truncnormal")
-    default_out = checkpoint_path(args.dataset, posterior)
+    default_out = checkpoint_path(args.dataset, posterior, args.prior)
     if args.profile != "default":
         default_out = REPO_ROOT / "_build" / args.profile / "checkpoints" / "variational" / default_out.name
     out = Path(args.out or default_out)
     refuse_committed_path(out, args.profile)
     state_path = out.with_name(out.name + ".state.pt")
     if args.dataset == "toy":
-        separator, history, _, wall = train_toy(args.profile, seed=args.seed, device=args.device, overrides=overrides,
-                                                train_overrides=train_overrides, state_path=state_path)
+        separator, history, priors, wall = train_toy(args.profile, seed=args.seed, device=args.device, overrides=overrides,
+                                                train_overrides=train_overrides, state_path=state_path, prior=args.prior)
     else:
-        separator, history, _, wall = train_slakh(args.profile, data_root=args.data_root, seed=args.seed,
+        separator, history, priors, wall = train_slakh(args.profile, data_root=args.data_root, seed=args.seed,
                                                   device=args.device, overrides=overrides,
-                                                  train_overrides=train_overrides, state_path=state_path)
+                                                  train_overrides=train_overrides, state_path=state_path,
+                                                  prior=args.prior)
     train_config = VariationalTrainConfig.for_profile(args.profile, **train_overrides)
     save_checkpoint(out, separator, metadata={
-        "dataset": args.dataset, "train_config": train_config.to_dict(), "history": history,
+        "dataset": args.dataset, "prior": args.prior, "prior_checkpoints": prior_hashes(priors),
+        "cpu_seconds": history[-1]["seconds"], "train_config": train_config.to_dict(), "history": history,
         "wall_seconds": wall, "steps_done": history[-1]["step"], "seed": args.seed, "profile": args.profile,
     })
     print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {history[-1]['step']} steps, "
-          f"{wall / 60:.1f} min; final ELBO {history[-1]['elbo']:.3f} nats/sample, KL {history[-1]['kl']:.3f}")
+          f"{wall / 60:.1f} min; final ELBO {history[-1]['elbo']:.3f} nats/sample, KL {history[-1]['kl']:.3f}, "
+          f"reconstruction {history[-1]['reconstruction']:.3f}")
     return 0
 
 

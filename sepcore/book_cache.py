@@ -1,0 +1,93 @@
+"""When an executed chapter can be reused: its cache key, stored in the executed notebook.
+
+``python -m sepcore.book run`` re-executes a chapter only when its key differs from the one
+stored in ``book/executed/NN_name.ipynb`` (``metadata["sepcore"]["cache_key"]``), or with
+``--force``. The key is what the chapter's outputs depend on:
+
+* the chapter's source (``notebooks/NN_name.md``) and the profile and parameters it runs with;
+* the package: its version and a hash of every ``sepcore/**/*.py`` file;
+* the committed checkpoints: a hash of every file under ``checkpoints/`` (resume states excluded);
+* the data manifests of the rendered dataset under the data root (``absent`` when not rendered).
+
+A chapter that *collects* other chapters' tables (:data:`COLLECTORS`, e.g. the results chapter) is
+re-executed whenever a chapter before it was, in the same run. The key is deliberately coarse: any
+change to the package or the checkpoints re-executes every chapter; a reader's fresh clone, where
+nothing changed, re-executes none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from sepcore.utils import REPO_ROOT
+
+COLLECTORS = frozenset({"12_results", "13_explore"})
+EXCLUDED_SUFFIXES = (".state.pt", ".tmp", ".pyc")
+
+
+def _files_digest(paths: Iterable[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        if not path.is_file() or path.name.endswith(EXCLUDED_SUFFIXES) or "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def package_digest(root: Path = REPO_ROOT) -> str:
+    """A hash of every ``sepcore/**/*.py`` file (paths and contents)."""
+    return _files_digest((root / "sepcore").rglob("*.py"), root)
+
+
+def checkpoints_digest(root: Path = REPO_ROOT) -> str:
+    """A hash of every file under ``checkpoints/`` except training resume states."""
+    return _files_digest((root / "checkpoints").rglob("*"), root)
+
+
+def data_digest(data_root: Path) -> str:
+    """A hash of the rendered datasets' manifests (``*/dataset.json`` and ``*/manifests/*``), or ``absent``."""
+    data_root = Path(data_root)
+    files = list(data_root.glob("*/dataset.json")) + list(data_root.glob("*/manifests/*"))
+    return _files_digest(files, data_root) if files else "absent"
+
+
+def cache_key(source: Path, profile: str, parameters: dict | None = None, *, data_root: Path | None = None,
+              root: Path = REPO_ROOT) -> dict:
+    """The key of one chapter's execution; see the module docstring."""
+    from sepcore import __version__
+    from sepcore.paths import data_root as default_data_root
+
+    return {
+        "chapter": Path(source).stem,
+        "source": hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16],
+        "profile": profile,
+        "parameters": json.loads(json.dumps(parameters or {}, sort_keys=True, default=str)),
+        "package": f"{__version__}+{package_digest(root)}",
+        "checkpoints": checkpoints_digest(root),
+        "data": data_digest(data_root or default_data_root()),
+    }
+
+
+def stored_key(executed: Path) -> dict | None:
+    """The key stored in an executed notebook, or ``None`` (missing file, or executed before keys existed)."""
+    if not Path(executed).exists():
+        return None
+    try:
+        metadata = json.loads(Path(executed).read_text()).get("metadata", {})
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return metadata.get("sepcore", {}).get("cache_key")
+
+
+def store_key(notebook, key: dict) -> None:
+    """Write ``key`` into an ``nbformat`` notebook's metadata (the caller saves it)."""
+    notebook.metadata.setdefault("sepcore", {})["cache_key"] = key
+
+
+def is_fresh(executed: Path, key: dict) -> bool:
+    """Whether ``executed`` was produced with exactly ``key``."""
+    return stored_key(executed) == key
