@@ -8,6 +8,11 @@ estimates' spectrograms, labelled "masked"); the test chunks (the same list as
 the mixture and HPSS, computed in the same run. The per-chunk rows are written as
 ``tables/langevin/per_chunk_score_slakh.csv``, which the results chapter collects.
 
+The amortised variational encoders trained against the same score priors on training mixtures
+only (``checkpoints/variational/slakh_truncnormal_score.pt``, :mod:`sepcore.train.variational`
+``--prior score``) are scored on the same test chunks, raw and masked, both reported
+(``tables/langevin/per_chunk_variational_score_slakh.csv``, also collected by the results chapter).
+
     OMP_NUM_THREADS=1 python -m sepcore.experiments.langevin_slakh --profile default
 """
 
@@ -30,6 +35,7 @@ from sepcore.separation.masking import mask_with_waveforms
 from sepcore.tables import write_table
 
 CLASSES = ("drums", "bass")
+VARIATIONAL = "variational vs score priors"
 SETTINGS = CHECKPOINTS / "score" / "langevin_settings.json"     # the validation choice the API method reads
 METHOD = "Langevin, score priors"
 
@@ -60,14 +66,13 @@ def candidates(priors, config: SlakhLangevinConfig) -> dict[str, LangevinConfig]
     }
 
 
-def run_chunks(data, indices, priors, schedule: LangevinConfig, seed: int, label: str) -> pd.DataFrame:
-    """Raw and masked rows for every chunk; ``seconds`` is the sampler's wall time per chunk."""
-    separator = LangevinSeparator(priors, schedule, device="cpu", seed=seed)
+def run_chunks(data, indices, separate, label: str) -> pd.DataFrame:
+    """Raw and masked rows of ``separate (time,) -> (2, time)`` for every chunk; ``seconds`` is its wall time per chunk."""
     estimates, seconds = {}, {}
 
     def timed(mixture):
         started = time.perf_counter()
-        estimate = separator.separate(mixture)
+        estimate = separate(mixture)
         seconds[len(seconds)] = time.perf_counter() - started
         estimates[len(estimates)] = estimate
         return estimate
@@ -122,7 +127,8 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
         key = {**family_key("score prior", priors_by_class), "schedule": schedule.to_dict(), "split": "validation",
                "indices": val_indices, "data": validation.manifest_hash, "seed": config.seed}
         frames.append(cached(out / "runs", f"slakh_validation_{name}".replace(" ", "_").replace(",", "").replace("=", ""),
-                             key, lambda s=schedule, n=name: run_chunks(validation, val_indices, priors, s, config.seed, n)))
+                             key, lambda s=schedule, n=name: run_chunks(
+                                 validation, val_indices, LangevinSeparator(priors, s, device="cpu", seed=config.seed).separate, n)))
         log(f"validation {name}: {means(frames[-1]).round(2).to_dict('records')}")
     val_table = means(pd.concat(frames, ignore_index=True))
     best = val_table.sort_values("mean", ascending=False).method.iloc[0]
@@ -131,9 +137,6 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
     parameters = {"config": config.to_dict(), "candidates": {k: v.to_dict() for k, v in options.items()},
                   "chosen": best, "priors": family_key("score prior", priors_by_class)}
     val_table = val_table.assign(chosen=val_table.method == best)
-    write_table(val_table, out / "slakh_score_validation", profile=profile,
-                parameters=parameters, started=started, manifest_hash=validation.manifest_hash,
-                n_mixtures=len(val_indices), notes="drums+bass validation chunks; chooses the sampler and output")
 
     if profile == "default":
         settings = {"sampler": chosen_sampler, "output": chosen_output, "schedule": options[chosen_sampler].to_dict(),
@@ -145,9 +148,28 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
     key = {**family_key("score prior", priors_by_class), "schedule": schedule.to_dict(), "split": "test",
            "indices": indices, "data": test.manifest_hash, "seed": config.seed}
     rows = cached(out / "runs", "slakh_test_chosen", key,
-                  lambda: run_chunks(test, indices, priors, schedule, config.seed, f"{METHOD}, {chosen_sampler}"))
+                  lambda: run_chunks(test, indices, LangevinSeparator(priors, schedule, device="cpu", seed=config.seed).separate,
+                                     f"{METHOD}, {chosen_sampler}"))
     rows = rows.assign(family="generative", pair="drums/bass")
-    same_run = pd.concat([baselines(test, indices).assign(pair="drums/bass"), rows], ignore_index=True)
+    separator = variational_encoder(profile, config.seed)
+    encoder_sha = separator.checkpoint_info.get("sha") or "trained in this run"
+    encoder_val = means(cached(out / "runs", "slakh_validation_variational_score",
+                               {"encoder": encoder_sha, "split": "validation", "indices": val_indices,
+                                "data": validation.manifest_hash},
+                               lambda: run_chunks(validation, val_indices, separator.separate, VARIATIONAL)))
+    encoder_output = encoder_val.sort_values("mean", ascending=False).method.iloc[0].rsplit(" (", 1)[1].rstrip(")")
+    encoder_key = {"encoder": encoder_sha, "split": "test", "indices": indices, "data": test.manifest_hash}
+    encoder_rows = cached(out / "runs", "slakh_test_variational_score", encoder_key,
+                          lambda: run_chunks(test, indices, separator.separate, VARIATIONAL))
+    encoder_rows = encoder_rows.assign(family="generative", pair="drums/bass",
+                                       chosen_on_validation=encoder_rows.method.str.endswith(f"({encoder_output})"))
+    same_run = pd.concat([baselines(test, indices).assign(pair="drums/bass"), rows, encoder_rows], ignore_index=True)
+    val_table = pd.concat([val_table, encoder_val.assign(chosen=encoder_val.method.str.endswith(f"({encoder_output})"))],
+                          ignore_index=True)
+    write_table(val_table, out / "slakh_score_validation", profile=profile,
+                parameters=parameters, started=started, manifest_hash=validation.manifest_hash,
+                n_mixtures=len(val_indices), notes="drums+bass validation chunks; chooses the Langevin sampler and "
+                "output, and the variational encoders' output")
     table = means(same_run)
     write_table(table, out / "slakh_score_sdr", profile=profile, parameters=parameters, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=len(indices),
@@ -156,12 +178,37 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
     write_table(chosen_rows, out / "per_chunk_score_slakh", profile=profile, parameters=parameters, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=len(indices),
                 notes="the validation-chosen score-prior Langevin rows, collected by the results chapter")
+    write_table(encoder_rows, out / "per_chunk_variational_score_slakh", profile=profile, parameters=parameters,
+                started=started, manifest_hash=test.manifest_hash, n_mixtures=len(indices),
+                notes="variational encoders trained against the score priors on mixtures only; raw and masked, "
+                      "collected by the results chapter")
     diagnostics = prior_diagnostics(priors_by_class, validation, val_indices, options["annealed"], config.seed)
     for name, frame in zip(("slakh_score_denoising", "slakh_score_leakage"), diagnostics):
         write_table(frame, out / name, profile=profile, parameters=parameters, started=started,
                     manifest_hash=validation.manifest_hash, n_mixtures=len(val_indices),
                     notes="validation chunks' own stems; oracle diagnostics (they use the true sources)")
     return {"validation": val_table, "table": table, "rows": same_run, "gain": diagnostics[0], "leakage": diagnostics[1]}
+
+
+def variational_encoder(profile: str, seed: int = 0):
+    """The drums+bass encoders trained against the score priors (``checkpoints/variational/slakh_truncnormal_score.pt``;
+    ``quick``: 5 training steps, a smoke test). ``checkpoint_info["sha"]`` keys the cached rows."""
+    from sepcore.checkpoints import load_model
+    from sepcore.separation.variational import VariationalSeparator
+    from sepcore.train.variational import checkpoint_path, train_slakh
+    from sepcore.utils import file_sha256
+
+    if profile == "quick":
+        separator, *_ = train_slakh("quick", classes=CLASSES, seed=seed, prior="score", train_overrides={"steps": 5})
+        separator.checkpoint_info = {}
+        return separator
+    path = checkpoint_path("slakh", "truncnormal", "score")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; train it with `python -m sepcore.train.variational --dataset slakh "
+                                "--prior score`")
+    separator = load_model(path, expect={"sources": CLASSES}, expect_class=VariationalSeparator)
+    separator.checkpoint_info["sha"] = file_sha256(path)[:16]
+    return separator
 
 
 def prior_diagnostics(priors_by_class, dataset, indices, schedule: LangevinConfig, seed: int):
