@@ -53,7 +53,11 @@ sha256 of the prior checkpoints the encoders were trained against.
 
 | checkpoint | size | parameters | sources (posterior) | trained against | steps (done of planned) | minutes | final ELBO / reconstruction / KL (nats per sample) | command |
 |---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + "\n"
+""" + "\n".join(rows) + "\n" + """
+`slakh_truncnormal.pt` predates recorded prior hashes: the README of its release named the flow
+priors `slakh_drums.pt` `1cff849f492f0bab` and `slakh_bass.pt` `ff943ec6ddeb1519`, still the
+committed files. Its `minutes` are wall-clock minutes of a shared machine.
+"""
     (FOLDER / "README.md").write_text(text)
 
 
