@@ -4,6 +4,8 @@ from pathlib import Path
 
 import torch
 
+from sepcore.checkpoints import checkpoints_in
+
 FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "flows"
 FIT = ("OMP_NUM_THREADS=1 python -m sepcore.train.flow --profile default --dataset {dataset} --source {source} "
        "--cpu-minutes {minutes:g}")
@@ -13,10 +15,7 @@ OLD = ("OMP_NUM_THREADS=1 nice -n 5 python -m sepcore.train.flow --profile defau
 
 def main():
     fit_rows, old_rows = [], []
-    for path in sorted(FOLDER.glob("*.pt")):
-        if path.name.endswith(".state.pt"):
-            continue
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+    for path, payload in checkpoints_in(FOLDER):
         meta = payload["metadata"]
         dataset, source = path.stem.split("_", 1)
         last = meta["history"][-1]

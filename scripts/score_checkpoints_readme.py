@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-import torch
+from sepcore.checkpoints import checkpoints_in
 
 FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "score"
 COMMAND = ("OMP_NUM_THREADS=1 python -m sepcore.train.score_prior --dataset {dataset} --sources {source} "
@@ -12,10 +12,7 @@ COMMAND = ("OMP_NUM_THREADS=1 python -m sepcore.train.score_prior --dataset {dat
 
 def main():
     rows = []
-    for path in sorted(FOLDER.glob("*.pt")):
-        if path.name.endswith(".state.pt"):
-            continue
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+    for path, payload in checkpoints_in(FOLDER):
         meta, config = payload["metadata"], payload["config"]
         dataset, source = path.stem.split("_", 1)
         extra = "" if dataset == "toy" else f" --channels {config['channels']} --max-dilation {config['max_dilation']}"

@@ -3,7 +3,7 @@
 import math
 from pathlib import Path
 
-import torch
+from sepcore.checkpoints import checkpoints_in
 
 FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "variational"
 
@@ -15,10 +15,7 @@ def _fmt(value, digits=3):
 
 def main():
     rows = []
-    for path in sorted(FOLDER.glob("*.pt")):
-        if path.name.endswith(".state.pt"):
-            continue
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+    for path, payload in checkpoints_in(FOLDER):
         meta, config = payload["metadata"], payload["config"]
         last = meta["history"][-1]
         prior = meta.get("prior", "flow")

@@ -82,6 +82,14 @@ def save_checkpoint(
     return path
 
 
+def checkpoints_in(folder: str | Path):
+    """``(path, payload)`` of every checkpoint file directly in ``folder``, by name, resume states
+    (``*.state.pt``) left out: what the checkpoint READMEs are generated from."""
+    for path in sorted(Path(folder).glob("*.pt")):
+        if not path.name.endswith(".state.pt"):
+            yield path, read_checkpoint(path)
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load the raw checkpoint dict, with clear errors for missing or corrupt files."""
     path = Path(path)
