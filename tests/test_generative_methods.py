@@ -33,6 +33,8 @@ def test_toy_methods_through_the_api(method, knobs):
     ("langevin-slakh", {"n_levels": 2, "steps_per_level": 2}),
     ("langevin-score", {"n_levels": 2, "steps_per_level": 2}),
     ("variational-slakh", {}),
+    ("variational-score-slakh", {}),
+    ("variational-score-slakh", {"output": "raw"}),
 ])
 def test_music_methods_through_the_api(method, knobs):
     g = torch.Generator().manual_seed(0)
