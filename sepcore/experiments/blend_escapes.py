@@ -25,6 +25,7 @@ Choices (the sampler of each new family, the refinement's first level) are made 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -198,8 +199,7 @@ def variational_rows(dataset: ToyDataset, encoders: Mapping[str, VariationalSepa
                    "split": dataset.split, "n": len(dataset), "seed": config.seed,
                    "refine": None if refine is None else {"priors": family_key(SCORE, dict(zip(WAVEFORMS, scores))),
                                                           "schedule": refine[1].to_dict()}}
-            slug = f"{dataset.split}_variational_{prior}_{sampler}".lower()
-            slug = "".join(c if c.isalnum() else "_" for c in slug).strip("_")
+            slug = re.sub(r"[^a-z0-9]+", "_", f"{dataset.split} variational {prior} {sampler}".lower()).strip("_")
             frames.append(cached(cache, slug, key, compute))
     return pd.concat(frames, ignore_index=True)
 
