@@ -142,7 +142,8 @@ def actnorm_flows(profile: str, seed: int = 0) -> dict[str, FlowPrior]:
             out = CHECKPOINTS / "flows" / "ablation" / f"toy_{source}_actnorm.pt"
             if not out.exists():
                 raise FileNotFoundError(f"{out} is missing; train it with `python -m sepcore.train.flow --dataset toy "
-                                        f"--source {source} --cpu-minutes 8 --conditioned-actnorm`")
+                                        f"--source {source} --conditioned-actnorm` and the plain flow's --steps "
+                                        "(commands in checkpoints/flows/README.md)")
         flows[source] = load_model(out, expect={"source": source, "conditioned_actnorm": True}, expect_class=FlowPrior)
     return flows
 

@@ -190,8 +190,9 @@ def langevin_level(
 
     For diagnostics only (e.g. starting at the true sources to see whether the posterior keeps
     them, an *oracle* experiment); separation goes through :func:`annealed_langevin`, whose only
-    starting points are the mixture share or an estimate computed from the mixture. ``lambda = likelihood_weight / sigma^2``. Returns the final state and
-    the log-priors ``(batch, n_sources)`` of the last step. No clamping, no padding.
+    starting points are the mixture share or an estimate computed from the mixture.
+    ``lambda = likelihood_weight / sigma^2``. Returns the final state and the log-priors
+    ``(batch, n_sources)`` of the last step. No clamping, no padding.
     """
     mixing = get_mixing(mixing)
 
