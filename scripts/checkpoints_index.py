@@ -15,10 +15,11 @@ versions and its metadata (`python -m sepcore info CHECKPOINT` prints them). Tra
 
 
 def main():
-    files = sorted(p for p in ROOT.glob("*/*.pt") if not p.name.endswith(".state.pt"))
+    files = sorted(p for p in ROOT.rglob("*.pt") if not p.name.endswith(".state.pt"))
     total = sum(p.stat().st_size for p in files) / 2**20
+    family = {p: p.relative_to(ROOT).parts[0] for p in files}          # the README of the top folder (flows/ablation -> flows)
     rows = [f"| `checkpoints/{p.relative_to(ROOT)}` | {p.stat().st_size / 2**20:.2f} | "
-            f"[{p.parent.name}/README.md]({p.parent.name}/README.md) |" for p in files]
+            f"[{family[p]}/README.md]({family[p]}/README.md) |" for p in files]
     text = (HEADER + f"\nTotal: {total:.1f} MB in {len(files)} files (budget: 20 MB per file, 150 MB in all).\n\n"
             "| checkpoint | size (MB) | command, time, data |\n|---|---|---|\n" + "\n".join(rows) + "\n")
     (ROOT / "README.md").write_text(text)
