@@ -253,7 +253,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     rows = [mixture_rows(test),
             run_family_sampler({SCORE: scores_map}, samplers, test, seed=config.seed, batch_size=config.batch_size,
                                cache=cache, log=log),
-            run_family_sampler({FLOW: flows, ACTNORM: ablation}, {"annealed": samplers["annealed"]}, test,
+            run_family_sampler({FLOW: flows, ACTNORM: ablation}, samplers, test,
                                seed=config.seed, batch_size=config.batch_size, cache=cache, log=log),
             run_family_sampler({JOINT: new_families[JOINT]}, samplers, test, seed=config.seed,
                                batch_size=config.batch_size, cache=cache, log=log),
