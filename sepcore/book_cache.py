@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from sepcore.utils import REPO_ROOT
+from sepcore.utils import REPO_ROOT, file_sha256
 
 COLLECTORS = frozenset({"12_results", "13_explore"})
 EXCLUDED_SUFFIXES = (".state.pt", ".tmp", ".pyc")
@@ -34,7 +34,7 @@ def _files_digest(paths: Iterable[Path], root: Path) -> str:
         if not path.is_file() or path.name.endswith(EXCLUDED_SUFFIXES) or "__pycache__" in path.parts:
             continue
         digest.update(str(path.relative_to(root)).encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(file_sha256(path).encode())                   # cached per file version: one read per run
     return digest.hexdigest()[:16]
 
 
@@ -63,7 +63,7 @@ def cache_key(source: Path, profile: str, parameters: dict | None = None, *, dat
 
     return {
         "chapter": Path(source).stem,
-        "source": hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16],
+        "source": file_sha256(source)[:16],
         "profile": profile,
         "parameters": json.loads(json.dumps(parameters or {}, sort_keys=True, default=str)),
         "package": f"{__version__}+{package_digest(root)}",

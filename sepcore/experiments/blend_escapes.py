@@ -36,8 +36,11 @@ import torch
 from sepcore.checkpoints import load_model
 from sepcore.data.toy import WAVEFORMS, ToyDataset
 from sepcore.experiments.langevin_priors import (
+    FLOW,
     SCORE,
+    ToyLangevinConfig,
     cached,
+    checkpoint_key,
     family_key,
     gain_and_leakage,
     mixture_rows,
@@ -56,31 +59,23 @@ from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, annealed_langevin
 from sepcore.separation.variational import VariationalSeparator
 from sepcore.tables import write_table
-from sepcore.utils import file_sha256
 
 JOINT = "joint score model (MSDM)"
 ACTNORM = "flow, noise-conditioned ActNorm"
-FLOW = "flow (papers 001/002)"
 
 
 @dataclass
 class EscapeConfig(ProfileConfig):
-    """Sizes; ``segment``, ``n_test`` and ``seed`` match :class:`langevin_priors.ToyLangevinConfig`."""
+    """The refinement's candidate first levels and its number of levels. Everything else (mixtures,
+    batch size, seed, diagnostic levels) is :class:`langevin_priors.ToyLangevinConfig`'s, so these rows
+    are scored on exactly the prior family x sampler table's mixtures."""
 
-    segment: int = 512
-    n_test: int = 100
-    n_validation: int = 50
-    batch_size: int = 50
     refine_from: tuple = (0.3, 0.1, 0.03)
     refine_levels: int = 5
-    gain_crops: int = 32
-    sigmas: tuple = (1.0, 0.27, 0.1, 0.03, 0.01)
-    seed: int = 0
 
     @classmethod
     def quick(cls):
-        return cls(n_test=3, n_validation=3, batch_size=3, refine_from=(0.1,), refine_levels=2, gain_crops=4,
-                   sigmas=(1.0, 0.1))
+        return cls(refine_from=(0.1,), refine_levels=2)
 
 
 def _quick_dir(*parts: str):
@@ -95,9 +90,7 @@ def encoder(prior: str, profile: str, seed: int = 0) -> VariationalSeparator:
     from sepcore.train.variational import checkpoint_path, train_toy
 
     if profile == "quick":
-        separator, *_ = train_toy("quick", seed=seed, prior=prior, train_overrides={"steps": 5})
-        separator.checkpoint_info = {"path": None}
-        return separator
+        return train_toy("quick", seed=seed, prior=prior, train_overrides={"steps": 5})[0]
     path = checkpoint_path("toy", "beta", prior)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; train it with `python -m sepcore.train.variational --dataset toy "
@@ -149,8 +142,7 @@ def actnorm_flows(profile: str, seed: int = 0) -> dict[str, FlowPrior]:
 
 
 def encoder_key(name: str, separator: VariationalSeparator) -> dict:
-    path = getattr(separator, "checkpoint_info", {}).get("path")
-    return {"family": name, "encoder": file_sha256(path)[:16] if path else "trained in this run"}
+    return {"family": name, "encoder": checkpoint_key(separator)}
 
 
 def refinement_schedule(sigma_start: float, priors: Sequence[ScorePrior], levels: int) -> LangevinConfig:
@@ -179,14 +171,15 @@ def encoder_rows(dataset: ToyDataset, separator: VariationalSeparator, name: str
 
 
 def variational_rows(dataset: ToyDataset, encoders: Mapping[str, VariationalSeparator], scores: Sequence[ScorePrior],
-                     config: EscapeConfig, cache, refine_from: Sequence[float], log=print) -> pd.DataFrame:
+                     config: ToyLangevinConfig, cache, refine_from: Sequence[float], refine_levels: int,
+                     log=print) -> pd.DataFrame:
     """Each encoder alone, and the score-prior encoder refined from each of ``refine_from``; rows
     carry ``family`` (the encoder's prior) and ``sampler`` (``"encoder alone"`` or the refinement)."""
     frames = []
     for prior, separator in encoders.items():
         variants = {"encoder alone": None}
         if prior == "score":
-            variants |= {f"encoder + Langevin from σ={s:g}": (scores, refinement_schedule(s, scores, config.refine_levels))
+            variants |= {f"encoder + Langevin from σ={s:g}": (scores, refinement_schedule(s, scores, refine_levels))
                          for s in refine_from}
         family = f"variational encoder vs {'score priors' if prior == 'score' else 'flows'}"
         for sampler, refine in variants.items():
@@ -216,7 +209,8 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     writes ``tables/langevin/escapes_*`` and returns the frames."""
     from sepcore.models.priors import flow_priors
 
-    config = EscapeConfig.for_profile(profile)
+    config = ToyLangevinConfig.for_profile(profile)
+    escape = EscapeConfig.for_profile(profile)
     validation = toy_split(profile, "validation", config.n_validation, config.segment)
     test = toy_split(profile, "test", config.n_test, config.segment)
     scores_map = score_priors(WAVEFORMS, profile, seed=config.seed)
@@ -229,7 +223,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     out = tables_root(profile) / "langevin"
     cache = out / "runs"
     started = time.time()
-    parameters = {"config": config.to_dict(), "samplers": {k: v.to_dict() for k, v in samplers.items()},
+    parameters = {"config": config.to_dict(), "escape": escape.to_dict(), "samplers": {k: v.to_dict() for k, v in samplers.items()},
                   "joint": family_key(JOINT, {"joint": joint}), "actnorm": family_key(ACTNORM, ablation),
                   "encoders": {k: encoder_key(k, v) for k, v in encoders.items()}}
 
@@ -238,7 +232,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     val = pd.concat([run_family_sampler(new_families, samplers, validation, seed=config.seed,
                                         batch_size=config.batch_size, cache=cache, log=log),
                      variational_rows(validation, {"score": encoders["score"]}, scores, config, cache,
-                                      config.refine_from, log=log)], ignore_index=True)
+                                      escape.refine_from, escape.refine_levels, log=log)], ignore_index=True)
     chosen = {family: best(val, family) for family in val.family.unique()}
     val_table = summary(val)
     val_table["chosen"] = [chosen[f] == s for f, s in zip(val_table.family, val_table.sampler)]
@@ -249,7 +243,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
 
     # 2. test: the chosen variants, every row on the same mixtures, beside the mixture and the score priors
     refine_choice = chosen["variational encoder vs score priors"]
-    refine_levels = [float(refine_choice.rpartition("=")[2])] if "Langevin" in refine_choice else []
+    refine_start = [float(refine_choice.rpartition("=")[2])] if "Langevin" in refine_choice else []
     rows = [mixture_rows(test),
             run_family_sampler({SCORE: scores_map}, samplers, test, seed=config.seed, batch_size=config.batch_size,
                                cache=cache, log=log),
@@ -257,7 +251,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
                                seed=config.seed, batch_size=config.batch_size, cache=cache, log=log),
             run_family_sampler({JOINT: new_families[JOINT]}, samplers, test, seed=config.seed,
                                batch_size=config.batch_size, cache=cache, log=log),
-            variational_rows(test, encoders, scores, config, cache, refine_levels, log=log)]
+            variational_rows(test, encoders, scores, config, cache, refine_start, escape.refine_levels, log=log)]
     per_item = pd.concat(rows, ignore_index=True)
     table = summary(per_item)
     table["chosen_on_validation"] = [chosen.get(f) == s for f, s in zip(table.family, table.sampler)]
@@ -270,7 +264,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
 
     # 3. denoising gain per sigma and mean leakage of the ActNorm ablation beside the flows, and the joint
     #    model's gain on all four classes at once (oracle diagnostics: they use the true sources)
-    n = min(config.gain_crops, len(validation))
+    n = min(config.leakage_crops, len(validation))
     clean = torch.stack([validation[i]["sources"] for i in range(n)])                        # (n, 4, T)
     by_class = {c: clean[:, k] for k, c in enumerate(WAVEFORMS)}
     gains = []

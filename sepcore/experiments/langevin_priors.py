@@ -172,17 +172,17 @@ def score_rows(dataset: ToyDataset, estimates: torch.Tensor, method: str, second
     return frame.assign(seconds_per_second=seconds / audio_seconds)
 
 
+def checkpoint_key(model: torch.nn.Module) -> str:
+    """The first 16 hex digits of the sha256 of the checkpoint ``model`` was loaded from
+    (``checkpoint_info["path"]``), or ``"trained in this run"`` (never reused by :func:`cached`)."""
+    path = getattr(model, "checkpoint_info", {}).get("path")
+    return file_sha256(path)[:16] if path is not None and Path(path).exists() else "trained in this run"
+
+
 def family_key(family: str, priors: Mapping[str, torch.nn.Module]) -> dict:
     """What a family's results depend on: its checkpoints' hashes, or the exact prior's grid."""
-    key = {}
-    for source, prior in priors.items():
-        path = getattr(prior, "checkpoint_info", {}).get("path")
-        if path is not None and Path(path).exists():
-            key[source] = file_sha256(path)[:16]
-        elif isinstance(prior, ExactToyPrior):
-            key[source] = {"max_drift": prior.max_drift, "n_phases": prior.n_phases, "top_k": prior.top_k}
-        else:
-            key[source] = "trained in this run"
+    key = {source: {"max_drift": prior.max_drift, "n_phases": prior.n_phases, "top_k": prior.top_k}
+           if isinstance(prior, ExactToyPrior) else checkpoint_key(prior) for source, prior in priors.items()}
     return {"family": family, "priors": key}
 
 

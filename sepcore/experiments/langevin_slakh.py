@@ -27,7 +27,13 @@ import pandas as pd
 import torch
 
 from sepcore.evaluation import evaluate
-from sepcore.experiments.langevin_priors import cached, family_key, gain_and_leakage, score_priors
+from sepcore.experiments.langevin_priors import (
+    cached,
+    checkpoint_key,
+    family_key,
+    gain_and_leakage,
+    score_priors,
+)
 from sepcore.paths import CHECKPOINTS, tables_root
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
@@ -89,6 +95,12 @@ def run_chunks(data, indices, separate, label: str) -> pd.DataFrame:
     return pd.concat([raw, masked_rows], ignore_index=True)
 
 
+def split_method(method: str) -> tuple[str, str]:
+    """``"<label> (<output>)"`` (a :func:`run_chunks` row) -> ``(label, output)``."""
+    label, output = method.rsplit(" (", 1)
+    return label, output.rstrip(")")
+
+
 def baselines(data, indices) -> pd.DataFrame:
     from sepcore.results import REGISTRY
 
@@ -132,8 +144,7 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
         log(f"validation {name}: {means(frames[-1]).round(2).to_dict('records')}")
     val_table = means(pd.concat(frames, ignore_index=True))
     best = val_table.sort_values("mean", ascending=False).method.iloc[0]
-    chosen_sampler, chosen_output = best.rsplit(" (", 1)
-    chosen_output = chosen_output.rstrip(")")
+    chosen_sampler, chosen_output = split_method(best)
     parameters = {"config": config.to_dict(), "candidates": {k: v.to_dict() for k, v in options.items()},
                   "chosen": best, "priors": family_key("score prior", priors_by_class)}
     val_table = val_table.assign(chosen=val_table.method == best)
@@ -152,12 +163,12 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
                                      f"{METHOD}, {chosen_sampler}"))
     rows = rows.assign(family="generative", pair="drums/bass")
     separator = variational_encoder(profile, config.seed)
-    encoder_sha = separator.checkpoint_info.get("sha") or "trained in this run"
+    encoder_sha = checkpoint_key(separator)
     encoder_val = means(cached(out / "runs", "slakh_validation_variational_score",
                                {"encoder": encoder_sha, "split": "validation", "indices": val_indices,
                                 "data": validation.manifest_hash},
                                lambda: run_chunks(validation, val_indices, separator.separate, VARIATIONAL)))
-    encoder_output = encoder_val.sort_values("mean", ascending=False).method.iloc[0].rsplit(" (", 1)[1].rstrip(")")
+    encoder_output = split_method(encoder_val.sort_values("mean", ascending=False).method.iloc[0])[1]
     encoder_key = {"encoder": encoder_sha, "split": "test", "indices": indices, "data": test.manifest_hash}
     encoder_rows = cached(out / "runs", "slakh_test_variational_score", encoder_key,
                           lambda: run_chunks(test, indices, separator.separate, VARIATIONAL))
@@ -192,23 +203,18 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
 
 def variational_encoder(profile: str, seed: int = 0):
     """The drums+bass encoders trained against the score priors (``checkpoints/variational/slakh_truncnormal_score.pt``;
-    ``quick``: 5 training steps, a smoke test). ``checkpoint_info["sha"]`` keys the cached rows."""
+    ``quick``: 5 training steps, a smoke test)."""
     from sepcore.checkpoints import load_model
     from sepcore.separation.variational import VariationalSeparator
     from sepcore.train.variational import checkpoint_path, train_slakh
-    from sepcore.utils import file_sha256
 
     if profile == "quick":
-        separator, *_ = train_slakh("quick", classes=CLASSES, seed=seed, prior="score", train_overrides={"steps": 5})
-        separator.checkpoint_info = {}
-        return separator
+        return train_slakh("quick", classes=CLASSES, seed=seed, prior="score", train_overrides={"steps": 5})[0]
     path = checkpoint_path("slakh", "truncnormal", "score")
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; train it with `python -m sepcore.train.variational --dataset slakh "
                                 "--prior score`")
-    separator = load_model(path, expect={"sources": CLASSES}, expect_class=VariationalSeparator)
-    separator.checkpoint_info["sha"] = file_sha256(path)[:16]
-    return separator
+    return load_model(path, expect={"sources": CLASSES}, expect_class=VariationalSeparator)
 
 
 def prior_diagnostics(priors_by_class, dataset, indices, schedule: LangevinConfig, seed: int):

@@ -90,7 +90,7 @@ def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score
     from sepcore.checkpoints import load_model
     from sepcore.models.score_prior import ScorePrior
     from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
-    from sepcore.separation.masking import check_output, mask_with_waveforms
+    from sepcore.separation.masking import with_output
 
     folder = Path(checkpoint)
     priors = [load_model(folder / f"slakh_{s}.pt", expect={"source": s}, expect_class=ScorePrior, device=device)
@@ -99,13 +99,8 @@ def make_langevin_score(sources: Sequence[str], *, checkpoint="checkpoints/score
     settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"output": "masked"}
     schedule = (LangevinConfig.from_dict(settings["schedule"]) if "schedule" in settings
                 else LangevinConfig.for_score_priors(priors)).replace(n_levels=n_levels, steps_per_level=steps_per_level)
-    output = check_output(settings["output"] if output == "chosen" else output)
     separator = LangevinSeparator(priors, schedule, device=device, seed=seed)
-
-    def separate(mixture):
-        estimates = separator(mixture)
-        return mask_with_waveforms(mixture, estimates) if output == "masked" else estimates
-    return separate
+    return with_output(separator.separate, settings["output"] if output == "chosen" else output)
 
 
 def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt", device="auto",
@@ -114,15 +109,12 @@ def make_variational(sources: Sequence[str], *, checkpoint="checkpoints/variatio
     ``checkpoints/variational/slakh_truncnormal[_score].pt`` for drums and bass). ``output="masked"``
     masks the mixture with the posterior means' spectrograms (:func:`sepcore.separation.masking.mask_with_waveforms`)."""
     from sepcore.checkpoints import load_model
-    from sepcore.separation.masking import check_output, mask_with_waveforms
+    from sepcore.separation.masking import with_output
     from sepcore.separation.variational import VariationalSeparator
 
-    check_output(output)
     model = load_model(checkpoint, expect={"sources": tuple(sources)}, expect_class=VariationalSeparator,
                        device=device)
-    if output == "raw":
-        return model.separate
-    return lambda mixture: mask_with_waveforms(mixture, model.separate(mixture))
+    return with_output(model.separate, output)
 
 
 def _latent_models(kind: str, sources: Sequence[str], folder, device):

@@ -51,6 +51,13 @@ def mask_with_waveforms(mixture: torch.Tensor, estimates: torch.Tensor, config: 
     return mask_with_magnitudes(mixture, stft(estimates, config).abs(), config, power)
 
 
+def with_output(separate, output: str):
+    """``separate (T,) -> (N, T)`` as it is (``raw``), or followed by :func:`mask_with_waveforms` (``masked``)."""
+    if check_output(output) == "raw":
+        return separate
+    return lambda mixture: mask_with_waveforms(mixture, separate(mixture))
+
+
 @torch.no_grad()
 def codes_to_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, output: str = "raw",
                      power: float = 2.0) -> torch.Tensor:
