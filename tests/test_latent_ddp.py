@@ -1,4 +1,4 @@
-"""torchrun-style DistributedDataParallel training: 2 CPU processes (gloo) stay in sync."""
+"""VQ-VAE / LQ-VAE training: torchrun-style data-parallel replicas stay in sync; the CPU-budgeted loop validates and resumes."""
 
 import os
 import socket
@@ -9,8 +9,9 @@ import torch.multiprocessing as mp
 
 from sepcore.models.transformer import PriorConfig
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.train.fit import FitPlan
 from sepcore.train.prior import PriorTrainConfig, train_prior
-from sepcore.train.vqvae import VQVAETrainConfig, train_vqvae
+from sepcore.train.vqvae import VQVAETrainConfig, fit_vqvae, train_vqvae, validation_pairs
 
 
 class NoiseStems:
@@ -87,3 +88,41 @@ def test_vqvae_resume_refuses_another_config(tmp_path):
     with pytest.raises(ConfigMismatch, match="train"):
         train_vqvae(config.replace(lin_weight=0.5), tmp_path / "vq.pt", model_config=model_config, device="cpu",
                     sources=sources)
+
+
+class ConstantStems:
+    """Crops filled with one value, so a crop's class can be read back from the tensor."""
+
+    def __init__(self, value):
+        self.value, self.data = value, "test constants"
+
+    def random_crops(self, n, length, generator=None):
+        return torch.full((n, length), self.value)
+
+
+def test_validation_pairs_pair_two_different_classes():
+    sources = {"drums": ConstantStems(0.1), "bass": ConstantStems(0.2), "guitar": ConstantStems(0.3)}
+    pairs = validation_pairs(sources, 7, 64, seed=0)
+    assert pairs.shape == (14, 64)
+    first, second = pairs[:7, 0], pairs[7:, 0]
+    assert bool((first != second).all())                      # row i and row n+i: two different classes
+    assert len({(round(float(a), 1), round(float(b), 1)) for a, b in zip(first, second)}) == 6   # every ordered pair
+
+
+def test_fit_vqvae_validates_resumes_and_refuses_another_config(tmp_path):
+    config = VQVAETrainConfig.quick().replace(batch_size=4, segment_length=256, lin_weight=1.0)
+    model_config = VQVAEConfig.quick().replace(codebook_size=8, width=8, code_dim=4)
+    sources = {"drums": NoiseStems(), "bass": NoiseStems()}
+    plan = FitPlan(steps=4, warmup_steps=1, eval_every=2, checkpoint_every=2, weight_decay=0.0)
+    logs = []
+    kw = dict(model_config=model_config, val_pairs=4, sources=sources, val_sources=sources, log=logs.append)
+    model, result = fit_vqvae(config, plan, tmp_path / "lq.pt", **kw)
+    assert result.steps_done == 4 and len(result.curve) == 2
+    meta = torch.load(tmp_path / "lq.pt", weights_only=False)["metadata"]
+    # the objective is Eq. 1 plus lin_weight x Eq. 8, term by term
+    total = meta["val_rec"] + model.config.beta * meta["val_commit"] + model.config.lin_weight * meta["val_lin"]
+    assert meta["val_total"] == pytest.approx(total, rel=1e-4) and meta["val_lin"] > 0
+    _, again = fit_vqvae(config, plan, tmp_path / "lq.pt", **kw)
+    assert any("resuming at step 4" in line for line in logs) and again.steps_done == 4
+    with pytest.raises(SystemExit, match="lin_weight"):
+        fit_vqvae(config.replace(lin_weight=0.5), plan, tmp_path / "lq.pt", **kw)
