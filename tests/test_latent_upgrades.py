@@ -209,3 +209,30 @@ def test_compact_counts_keep_large_gaps_and_counts():
     assert packed["key_gaps"]["big_index"].numel() > 0 and packed["counts"]["big_index"].numel() > 0
     back = load_compact_counts(packed)
     assert torch.equal(dense_counts(back), dense_counts(lik))
+
+
+def _summary(variant_raw, variant_masked, ceiling_masked, model_error_percent, baseline=2.0):
+    import pandas as pd
+
+    rows = [{"method": "mixture (ŝ = m)", "sdr_mean": baseline},
+            {"method": "X codes, raw (oracle)", "sdr_mean": ceiling_masked - 1.0},
+            {"method": "X codes, masked (oracle)", "sdr_mean": ceiling_masked},
+            {"method": "v, raw", "sdr_mean": variant_raw, "correct_drums": 0.2, "correct_bass": 0.4,
+             "model_error_percent": model_error_percent},
+            {"method": "v, masked", "sdr_mean": variant_masked, "correct_drums": 0.2, "correct_bass": 0.4,
+             "model_error_percent": model_error_percent}]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("raw, masked, ceiling, model_error, part, output", [
+    (1.0, 3.0, 9.0, 100.0, "none", "masked"),       # beats the mixture: nothing to blame
+    (1.0, 1.5, 1.8, 0.0, "codec", "masked"),        # the true codes themselves fall short
+    (1.2, 0.5, 9.0, 75.0, "model", "raw"),          # the estimate outscores the truth
+    (1.2, 0.5, 9.0, 25.0, "search", "raw"),         # the truth scores higher but was not found
+])
+def test_diagnose_names_the_part_that_fails(raw, masked, ceiling, model_error, part, output):
+    from sepcore.experiments.latent_variants import diagnose
+
+    found = diagnose(_summary(raw, masked, ceiling, model_error), "v", "X")
+    assert found["part"] == part and found["best_output"] == output
+    assert found["correct_percent"] == pytest.approx(30.0) and found["sentence"].startswith(part)
