@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from sepcore.paths import REPOSITORY_BRANCH, REPOSITORY_URL, colab_url
 from sepcore.profiles import PROFILES, check_profile
 from sepcore.tables import write_table
 from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
@@ -40,7 +42,6 @@ from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
 NOTEBOOKS = REPO_ROOT / "notebooks"
 EXECUTED = REPO_ROOT / "book" / "executed"
 BUILD = REPO_ROOT / "_build"
-REPOSITORY_URL = "https://github.com/sepcore/sepcore"
 
 
 def table_root(profile: str) -> Path:
@@ -108,7 +109,7 @@ class Chapter:
         """Show the run's settings, a smoke-test warning under ``quick``, and the Colab link."""
         from IPython.display import Markdown, display
 
-        colab = f"{REPOSITORY_URL.replace('https://github.com', 'https://colab.research.google.com/github')}/blob/main/notebooks/{self.notebook_stem}.ipynb"
+        colab = colab_url(f"notebooks/{self.notebook_stem}.ipynb")
         lines = [
             f"Profile **{self.profile}**, seed {self.seed}, device `{self.device}`. "
             f"[Open this chapter in Colab]({colab})."
@@ -185,10 +186,59 @@ def _to_ipynb(source: Path, target: Path) -> None:
     jupytext.write(notebook, target, fmt="ipynb")
 
 
+COLAB_CELL_FIRST_LINE = "# Colab set-up: on Colab, clone and install this project (keeping Colab's CUDA torch); elsewhere, nothing."
+
+
+def colab_cell() -> str:
+    """The source of every chapter's hidden first code cell, from :data:`sepcore.paths.REPOSITORY_URL`.
+
+    On Colab (or with ``SEPCORE_FORCE_COLAB`` set, as the tests do) it clones the repository
+    (``SEPCORE_REPOSITORY`` overrides the address, ``SEPCORE_COLAB_DIR`` the folder), installs it
+    with ``scripts/colab_setup.py`` and moves into its ``notebooks/`` folder.
+    """
+    return "\n".join([
+        COLAB_CELL_FIRST_LINE,
+        "import os, subprocess, sys",
+        f'REPOSITORY_URL = "{REPOSITORY_URL}"',
+        'if "google.colab" in sys.modules or os.environ.get("SEPCORE_FORCE_COLAB"):',
+        '    project = os.environ.get("SEPCORE_COLAB_DIR", "/content/sepcore")',
+        "    if not os.path.isdir(project):",
+        '        subprocess.run(["git", "clone", "--depth=1", "--branch", "' + REPOSITORY_BRANCH + '",',
+        '                        os.environ.get("SEPCORE_REPOSITORY", REPOSITORY_URL), project], check=True)',
+        '    subprocess.run([sys.executable, os.path.join(project, "scripts", "colab_setup.py"), project], check=True)',
+        "    sys.path.insert(0, project)",
+        '    os.chdir(os.path.join(project, "notebooks"))',
+    ])
+
+
+def _write_colab_cell(source: Path) -> bool:
+    """Replace the Colab cell of chapter ``source`` (MyST) with :func:`colab_cell`; True if it changed."""
+    text = source.read_text()
+    start = text.find("# Colab set-up")
+    if start < 0:
+        raise ValueError(f"{source.name}: no Colab set-up cell (its first line starts with '# Colab set-up')")
+    end = text.index("\n```", start)
+    updated = text[:start] + colab_cell() + text[end:]
+    if updated != text:
+        source.write_text(updated)
+    return updated != text
+
+
+def _write_repository_settings(config: Path = REPO_ROOT / "_config.yml") -> None:
+    """``repository.url`` / ``branch`` of the book's ``_config.yml`` from :mod:`sepcore.paths`."""
+    text = config.read_text()
+    text = re.sub(r"(?m)^(repository:\n  url: ).*$", lambda m: m.group(1) + REPOSITORY_URL, text)
+    text = re.sub(r"(?m)^(  branch: ).*$", lambda m: m.group(1) + REPOSITORY_BRANCH, text)
+    config.write_text(text)
+
+
 def sync_pairs() -> list[Path]:
-    """Regenerate ``notebooks/NN_name.ipynb`` (no outputs) from each ``.md`` source."""
+    """Write each chapter's Colab cell and the book's repository settings from :mod:`sepcore.paths`,
+    then regenerate ``notebooks/NN_name.ipynb`` (no outputs) from each ``.md`` source."""
     written = []
+    _write_repository_settings()
     for source in list_chapters():
+        _write_colab_cell(source)
         target = source.with_suffix(".ipynb")
         _to_ipynb(source, target)
         written.append(target)

@@ -3,7 +3,10 @@
 * :func:`data_root`: the datasets (``$SEPCORE_DATA``, else ``<repo>/data``);
 * :func:`tables_root`: the tables of a profile (``tables/`` for ``default``, a scratch folder
   under ``_build/<profile>/`` otherwise, so smoke tests never touch committed tables);
-* :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``).
+* :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``);
+* :data:`REPOSITORY_URL`: where the project is published: the one setting behind the book's
+  repository and Colab buttons (``_config.yml``), each chapter's Colab set-up cell and the
+  README's Colab links (``python -m sepcore.book sync`` writes them; a test checks they agree).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 from sepcore.utils import REPO_ROOT
 
 CHECKPOINTS = REPO_ROOT / "checkpoints"
+REPOSITORY_URL = "https://github.com/sepcore/sepcore"
+REPOSITORY_BRANCH = "main"
 BUILD = REPO_ROOT / "_build"
 
 
@@ -27,3 +32,9 @@ def tables_root(profile: str) -> Path:
 
     check_profile(profile)
     return REPO_ROOT / "tables" if profile == "default" else BUILD / profile / "tables"
+
+
+def colab_url(path: str) -> str:
+    """The Colab address that opens ``path`` (a notebook, relative to the repository root)."""
+    return (f"{REPOSITORY_URL.replace('https://github.com', 'https://colab.research.google.com/github')}"
+            f"/blob/{REPOSITORY_BRANCH}/{path}")
