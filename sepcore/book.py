@@ -41,6 +41,7 @@ from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 EXECUTED = REPO_ROOT / "book" / "executed"
+AUDIO = REPO_ROOT / "book" / "audio"          # the executed chapters' clips (book/audio/<chapter>/*.ogg)
 BUILD = REPO_ROOT / "_build"
 
 
@@ -151,6 +152,12 @@ def chapter(
         work_dir=BUILD / profile / "work" / name,
     )
     ch.work_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SEPCORE_AUDIO_FILES"):      # set by run_chapters: clips as files beside the book
+        from sepcore import viz
+
+        folder = AUDIO / ch.notebook_stem
+        shutil.rmtree(folder, ignore_errors=True)
+        viz.set_audio_files(folder, f"../audio/{ch.notebook_stem}")
     return ch
 
 
@@ -274,6 +281,7 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None,
     # Figures must render inline (as PNG) even when the caller set a non-interactive backend
     # such as Agg: with Agg, glued figures would carry only their text repr.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ["SEPCORE_AUDIO_FILES"] = "1"  # listening clips as files under book/audio/, not base64
     staging = BUILD / "staging"
     failed_dir = BUILD / "failed"
     summary = {}
@@ -326,7 +334,10 @@ def build_book() -> int:
     executable = str(beside_python) if beside_python.exists() else "jupyter-book"
     command = [executable, "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
     print("[sepcore.book] " + " ".join(command), flush=True)
-    return subprocess.call(command, cwd=REPO_ROOT)
+    status = subprocess.call(command, cwd=REPO_ROOT)
+    if AUDIO.is_dir():   # the pages' <audio src="../audio/..."> live beside book/executed/ in the HTML too
+        shutil.copytree(AUDIO, BUILD / "html" / "book" / "audio", dirs_exist_ok=True)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

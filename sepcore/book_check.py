@@ -10,6 +10,8 @@ For every page in ``_toc.yml`` the built HTML is opened in headless Chromium (De
 - the page is missing, or Chromium cannot load it;
 - the page shows a Python traceback, an error output, or papermill's error marker, or
   markup that reached the reader unrendered (a ``:::{warning}`` directive, a glue role);
+- an audio player's file (``<audio src=...>``) is missing or cannot be decoded, or a
+  player has no sound at all (neither a ``src`` nor an embedded ``<source>``);
 - a chapter page (``book/executed/...``) shows no figure (``<img>``) although its executed
   notebook produced one, likewise for tables (``<table>``) and audio players (``<audio>``),
   or it shows none of the three at all.
@@ -155,6 +157,28 @@ def find_errors(dom: str) -> list[str]:
     return found
 
 
+def broken_audio(dom: str, page_path: Path) -> list[str]:
+    """The page's audio players whose sound would not load: a ``src`` file that is missing or
+    that libsndfile cannot decode (or holds no samples), or a player with no source at all."""
+    import soundfile
+
+    problems = []
+    for player in re.findall(r"<audio\b.*?</audio>|<audio\b[^>]*/>", article(dom), flags=re.S | re.I):
+        sources = re.findall(r'\bsrc="([^"]+)"', player)
+        if not sources:
+            problems.append("an audio player without a source")
+        for src in sources:
+            if src.startswith("data:"):
+                continue
+            path = (page_path.parent / src.split("?")[0]).resolve()
+            try:
+                if soundfile.info(str(path)).frames <= 0:
+                    problems.append(f"an empty audio file {src}")
+            except (RuntimeError, OSError, soundfile.LibsndfileError):
+                problems.append(f"an audio file that does not load: {src}")
+    return problems
+
+
 def notebook_expectations(notebook: Path) -> dict[str, int]:
     """How many images, tables and audio players the executed notebook produced (glued ones too)."""
     counts = {"images": 0, "tables": 0, "audio": 0, "errors": 0}
@@ -207,7 +231,9 @@ def check_book(html: Path, toc: Path, executed: Path, chromium: str) -> list[Pag
             reports.append(PageReport(page=page, chapter=page.startswith(CHAPTER_PREFIX), problems=[str(error)]))
             continue
         expected = notebook_expectations(executed / f"{Path(page).name}.ipynb") if page.startswith(CHAPTER_PREFIX) else None
-        reports.append(judge_page(page, dom, expected))
+        report = judge_page(page, dom, expected)
+        report.problems += [f"shows {problem}" for problem in broken_audio(dom, path)]
+        reports.append(report)
     return reports
 
 

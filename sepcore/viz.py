@@ -1,18 +1,61 @@
 """Figures and listening widgets shared by the chapters.
 
-Audio players use ``IPython.display.Audio(..., normalize=False)`` so relative loudness
-survives, and clips are cut to at most 10 s (embedded audio costs ~60 kB per second).
+Audio clips are cut to at most 10 s. Two ways to carry them:
+
+* **files** (the book's executed chapters: :func:`set_audio_files`, which
+  :func:`sepcore.book.chapter` calls under ``python -m sepcore.book run``): each clip is written
+  once as a small Ogg/Vorbis file named by its content hash under ``book/audio/<chapter>/`` and
+  the page holds an ``<audio src=...>`` element, so the notebook stays small;
+* **embedded** (everywhere else, e.g. Colab): ``IPython.display.Audio``, base64 WAV in the output.
+
+Listening tables (:func:`audio_table`) play every clip at the same RMS loudness
+(``loudness_dbfs``), so methods are compared on content rather than level; single players
+(:func:`audio`) keep the clip's level unless asked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 MAX_CLIP_S = 10.0
+LISTENING_DBFS = -23.0
+_AUDIO_FILES: tuple[Path, str] | None = None
+
+
+def set_audio_files(folder: str | Path | None, url: str = "") -> None:
+    """Write clips as files under ``folder`` and point players at ``url/<name>`` (``None``: embed them)."""
+    global _AUDIO_FILES
+    _AUDIO_FILES = None if folder is None else (Path(folder), url.rstrip("/"))
+
+
+def match_loudness(clip: np.ndarray, dbfs: float = LISTENING_DBFS) -> np.ndarray:
+    """``clip`` scaled to an RMS of ``dbfs`` dB full scale, then down (never up) so its peak is at most 1."""
+    rms = float(np.sqrt(np.mean(np.square(clip)))) if clip.size else 0.0
+    if rms == 0.0:
+        return clip
+    scaled = clip * (10 ** (dbfs / 20) / rms)
+    peak = float(np.max(np.abs(scaled)))
+    return scaled / peak if peak > 1.0 else scaled
+
+
+def _audio_file(clip: np.ndarray, sample_rate: int) -> str:
+    """Write ``clip`` as ``<sha1>.ogg`` in the audio folder (once) and return its URL."""
+    import hashlib
+
+    import soundfile
+
+    folder, url = _AUDIO_FILES
+    name = hashlib.sha1(clip.tobytes() + str(sample_rate).encode()).hexdigest()[:16] + ".ogg"
+    path = folder / name
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, clip, sample_rate, format="OGG", subtype="VORBIS")
+    return f"{url}/{name}"
 
 
 def _numpy(x) -> np.ndarray:
@@ -21,22 +64,30 @@ def _numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def audio(x, sample_rate: int, max_seconds: float = MAX_CLIP_S):
-    """An HTML audio player for a mono clip ``(time,)``, cut to ``max_seconds``, not normalised.
+def audio(x, sample_rate: int, max_seconds: float = MAX_CLIP_S, loudness_dbfs: float | None = None):
+    """An HTML audio player for a mono clip ``(time,)``, cut to ``max_seconds``.
 
+    ``loudness_dbfs`` sets its RMS level (:func:`match_loudness`); ``None`` keeps its level.
     Values are clipped to [-1, 1] (the player cannot represent more) after cutting.
     """
-    from IPython.display import Audio
+    from IPython.display import HTML, Audio
 
     clip = _numpy(x)[: int(min(max_seconds, MAX_CLIP_S) * sample_rate)]
-    return Audio(np.clip(clip, -1.0, 1.0), rate=sample_rate, normalize=False)
+    if loudness_dbfs is not None:
+        clip = match_loudness(clip, loudness_dbfs)
+    clip = np.clip(clip, -1.0, 1.0).astype(np.float32)
+    if _AUDIO_FILES is not None:
+        return HTML(f'<audio controls preload="none" src="{_audio_file(clip, sample_rate)}"></audio>')
+    return Audio(clip, rate=sample_rate, normalize=False)
 
 
-def audio_table(rows: Mapping[str, Mapping[str, object]], sample_rate: int, max_seconds: float = 4.0):
+def audio_table(rows: Mapping[str, Mapping[str, object]], sample_rate: int, max_seconds: float = 4.0,
+                loudness_dbfs: float | None = LISTENING_DBFS):
     """An HTML table of players: one row per example, one column per version (mixture, reference, estimate…).
 
     Args:
         rows: ``{row_label: {column_label: (time,) audio}}``.
+        loudness_dbfs: every clip's RMS level (matched loudness); ``None`` keeps the levels.
     """
     from IPython.display import HTML
 
@@ -45,7 +96,8 @@ def audio_table(rows: Mapping[str, Mapping[str, object]], sample_rate: int, max_
     body = []
     for label, row in rows.items():
         cells = "".join(
-            f"<td>{audio(row[c], sample_rate, max_seconds)._repr_html_() if c in row else ''}</td>" for c in columns
+            f"<td>{audio(row[c], sample_rate, max_seconds, loudness_dbfs)._repr_html_() if c in row else ''}</td>"
+            for c in columns
         )
         body.append(f"<tr><th>{label}</th>{cells}</tr>")
     return HTML(f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

@@ -14,7 +14,8 @@ from sepcore.book_check import (
 )
 
 GOOD = """<html><body><nav><img src="logo.png"></nav><article class="bd-article">
-<h1>Chapter</h1><img src="fig.png"><table><tr><td>1</td></tr></table><audio controls></audio>
+<h1>Chapter</h1><img src="fig.png"><table><tr><td>1</td></tr></table>
+<audio controls><source src="data:audio/wav;base64,UklGRg==" type="audio/wav"></audio>
 <pre>code with :::{warning} inside a code block is fine</pre></article></body></html>"""
 TRACEBACK = GOOD.replace("<h1>Chapter</h1>", '<div class="output traceback highlight-ipythontb"><pre>'
                          "Traceback (most recent call last):\n ValueError</pre></div>")
@@ -81,3 +82,45 @@ def test_headless_chromium_checks_a_tiny_book(tmp_path):
     assert "shows a Python traceback" in status["book/executed/04_data"]
     assert status["book/executed/05_missing"][0].startswith("missing")
     assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"              # the last chapter page
+
+
+def test_broken_audio_finds_missing_undecodable_and_sourceless_players(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from sepcore.book_check import broken_audio
+
+    (tmp_path / "audio").mkdir()
+    soundfile.write(tmp_path / "audio" / "good.ogg", 0.1 * np.ones(2205, dtype=np.float32), 22050,
+                    format="OGG", subtype="VORBIS")
+    (tmp_path / "audio" / "junk.ogg").write_bytes(b"not audio")
+    page = tmp_path / "executed" / "page.html"
+    dom = ('<article><audio controls src="../audio/good.ogg"></audio>'
+           '<audio controls><source src="data:audio/wav;base64,UklGRg==" type="audio/wav"></audio>'
+           '<audio controls src="../audio/missing.ogg"></audio><audio controls src="../audio/junk.ogg"></audio>'
+           "<audio controls></audio></article>")
+    problems = broken_audio(dom, page)
+    assert problems == ["an audio file that does not load: ../audio/missing.ogg",
+                        "an audio file that does not load: ../audio/junk.ogg", "an audio player without a source"]
+
+
+def test_listening_clips_become_files_at_matched_loudness(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from sepcore import viz
+
+    loud, quiet = 0.5 * np.sin(np.linspace(0, 400, 22050)), 0.01 * np.sin(np.linspace(0, 300, 22050))
+    for clip in (loud, quiet):
+        matched = viz.match_loudness(clip.astype(np.float32))
+        assert 20 * np.log10(np.sqrt(np.mean(matched ** 2))) == pytest.approx(viz.LISTENING_DBFS, abs=1e-3)
+    viz.set_audio_files(tmp_path / "clips", "../audio/ch")
+    try:
+        html = viz.audio_table({"a": {"mixture": loud, "estimate": quiet}, "b": {"mixture": loud}}, 22050).data
+    finally:
+        viz.set_audio_files(None)
+    files = sorted((tmp_path / "clips").glob("*.ogg"))
+    assert len(files) == 2 and html.count("<audio") == 3 and "base64" not in html       # one file per distinct clip
+    assert all(f'src="../audio/ch/{f.name}"' in html for f in files)
+    assert all(soundfile.info(str(f)).frames == 22050 for f in files)
+    assert "base64" in viz.audio(loud, 22050)._repr_html_()                               # embedded elsewhere
