@@ -166,3 +166,46 @@ def histogram_grid(signals: Mapping[str, Sequence[float]], bins: int = 80, ncols
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     return fig
+
+
+def listening(dataset, indices: Sequence[int], methods: Mapping[str, object], max_seconds: float = 3.0,
+              max_hz: float | None = 8000):
+    """A chapter's closing "Listen" material: per chunk, a listening table, and one spectrogram figure.
+
+    Args:
+        dataset: items ``{"mixture": (T,), "sources": (N, T), "id": str}`` with ``classes`` and ``sample_rate``.
+        indices: the chunks (the book uses 2 test chunks).
+        methods: ``{label: separate}`` with ``separate(mixture (T,)) -> (N, T)`` estimates.
+
+    Returns:
+        ``(tables, figure)``: one :func:`audio_table` per chunk (rows: the mixture, the true stems and
+        every method; columns: the classes; matched loudness), and the spectrograms of the first
+        chunk (rows as in the table, one column per class; the mixture in the first column).
+    """
+    classes, sr = list(dataset.classes), dataset.sample_rate
+    tables, first = [], None
+    for index in indices:
+        item = dataset[index]
+        rows = {"mixture": {classes[0]: item["mixture"]},
+                "true stems": {c: item["sources"][k] for k, c in enumerate(classes)}}
+        for label, separate in methods.items():
+            estimate = torch.as_tensor(separate(item["mixture"]))
+            rows[label] = {c: estimate[k] for k, c in enumerate(classes)}
+        tables.append(audio_table(rows, sr, max_seconds=max_seconds))
+        first = first or (item["id"], rows)
+    chunk_id, rows = first
+    n = int(max_seconds * sr)
+    fig, axes = plt.subplots(len(rows), len(classes), figsize=(3.8 * len(classes), 2.1 * len(rows)), squeeze=False,
+                             constrained_layout=True)
+    for r, (label, row) in enumerate(rows.items()):
+        for k, c in enumerate(classes):
+            ax = axes[r, k]
+            if c in row:
+                plot_spectrogram(ax, _numpy(row[c])[:n], sr, title=f"{label}: {c}" if label != "mixture" else label,
+                                 max_hz=max_hz)
+                if r < len(rows) - 1:
+                    ax.set_xlabel("")
+            else:
+                ax.axis("off")
+    fig.suptitle(f"chunk {chunk_id}")
+    return tables, fig

@@ -124,3 +124,26 @@ def test_listening_clips_become_files_at_matched_loudness(tmp_path):
     assert all(f'src="../audio/ch/{f.name}"' in html for f in files)
     assert all(soundfile.info(str(f)).frames == 22050 for f in files)
     assert "base64" in viz.audio(loud, 22050)._repr_html_()                               # embedded elsewhere
+
+
+def test_listening_gives_a_table_per_chunk_and_one_spectrogram_figure():
+    import matplotlib.pyplot as plt
+    import torch
+
+    from sepcore import viz
+
+    class Chunks:
+        classes, sample_rate = ("drums", "bass"), 8000
+
+        def __getitem__(self, index):
+            sources = torch.randn(2, 8000, generator=torch.Generator().manual_seed(index))
+            return {"mixture": sources.mean(0), "sources": sources, "id": f"chunk{index}"}
+
+    methods = {"zeros": lambda m: torch.zeros(2, m.shape[-1]), "copies": lambda m: torch.stack([m, m])}
+    tables, fig = viz.listening(Chunks(), [0, 1], methods, max_seconds=0.5, max_hz=None)
+    assert len(tables) == 2
+    html = tables[0].data
+    assert html.count("<tr>") == 1 + 4 and html.count("<audio") == 1 + 2 + 2 + 2   # mixture, stems, two methods
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert len(shown) == 7 and fig.axes[1].axison is False                          # the mixture row: one panel
+    plt.close(fig)
