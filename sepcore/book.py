@@ -152,12 +152,12 @@ def chapter(
         work_dir=BUILD / profile / "work" / name,
     )
     ch.work_dir.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("SEPCORE_AUDIO_FILES"):      # set by run_chapters: clips as files beside the book
+    stem = os.environ.get("SEPCORE_AUDIO_FILES")  # set by run_chapters to the executing notebook's stem
+    if stem:                                       # clips as files beside the book, not base64
         from sepcore import viz
 
-        folder = AUDIO / ch.notebook_stem
-        shutil.rmtree(folder, ignore_errors=True)
-        viz.set_audio_files(folder, f"../audio/{ch.notebook_stem}")
+        shutil.rmtree(AUDIO / stem, ignore_errors=True)
+        viz.set_audio_files(AUDIO / stem, f"../audio/{stem}")
     return ch
 
 
@@ -281,7 +281,6 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None,
     # Figures must render inline (as PNG) even when the caller set a non-interactive backend
     # such as Agg: with Agg, glued figures would carry only their text repr.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    os.environ["SEPCORE_AUDIO_FILES"] = "1"  # listening clips as files under book/audio/, not base64
     staging = BUILD / "staging"
     failed_dir = BUILD / "failed"
     summary = {}
@@ -300,6 +299,7 @@ def run_chapters(profile: str, names: list[str], parameters: dict | None = None,
         _to_ipynb(source, staged)
         target.parent.mkdir(parents=True, exist_ok=True)
         print(f"[sepcore.book] running {source.name} (profile={profile})", flush=True)
+        os.environ["SEPCORE_AUDIO_FILES"] = source.stem  # its clips go to book/audio/<stem>/ (the kernel inherits it)
         started = time.time()
         try:
             papermill.execute_notebook(
