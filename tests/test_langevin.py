@@ -106,3 +106,30 @@ def test_single_level_from_a_start_matches_the_annealed_sampler_at_one_level():
     assert torch.equal(a, b)
     # the chain is pulled towards the mixture: mean residual shrinks from the zero start
     assert (mix(a) - m).pow(2).mean() < m.pow(2).mean()
+
+
+@pytest.mark.parametrize("profile, retrain, trains", [("default", False, False), ("default", True, True),
+                                                      ("quick", False, True), ("full", False, True)])
+def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, trains):
+    """``full`` trains at its own sizes instead of silently loading the small default flows."""
+    import sepcore.models.priors as priors_module
+    import sepcore.train.flow as train_flow_module
+    from sepcore.models.flow import FlowConfig, FlowPrior
+
+    calls = []
+
+    def fake_train(sampler, config, train_config, seed, desc):
+        calls.append(config)
+        return FlowPrior(FlowConfig(n_blocks=2, n_flows=1, n_layers=2, width=4)), [{"step": 1}]
+
+    def fake_load(path, expect=None, expect_class=None):
+        model = FlowPrior(FlowConfig(n_blocks=2, n_flows=1, n_layers=2, width=4))
+        model.checkpoint_info = {"metadata": {"history": [], "wall_seconds": 0.0, "steps_done": 0}}
+        return model
+
+    monkeypatch.setattr(train_flow_module, "train_flow", fake_train)
+    monkeypatch.setattr(priors_module, "load_model", fake_load)
+    _, info = priors_module.flow_priors(["sine"], profile, retrain=retrain, sample_crops=lambda source: None)
+    assert bool(calls) == trains and (info["sine"]["path"] is None) == trains
+    if trains:
+        assert calls[0] == FlowConfig.for_profile(profile, source="sine", sample_rate=14700)

@@ -42,15 +42,16 @@ def flow_priors(
 ) -> tuple[dict[str, FlowPrior], dict[str, dict]]:
     """``({source: prior}, {source: info})``; ``info`` has ``history``, ``wall_seconds``, ``steps_done``, ``path``.
 
-    ``quick`` (or ``retrain=True``) trains with :mod:`sepcore.train.flow` using the profile's
-    configs; otherwise the checkpoints are loaded and a missing one raises with the command to make it.
+    Only ``default`` loads the committed checkpoints (a missing one raises with the command to
+    make it); ``quick`` and ``full`` (or ``retrain=True``) train with :mod:`sepcore.train.flow` at
+    the profile's sizes, so ``full`` never runs on the small default flows.
     """
     from sepcore.train.flow import FlowTrainConfig, crop_sampler, train_flow
 
     priors, info = {}, {}
     for k, source in enumerate(sources):
         path = checkpoint_path(dataset, source)
-        if profile == "quick" or retrain:
+        if profile != "default" or retrain:
             sample_rate = 14700 if dataset == "toy" else 22050
             config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate)
             train_config = FlowTrainConfig.for_profile(profile)
