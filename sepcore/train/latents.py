@@ -12,9 +12,10 @@ from pathlib import Path
 from sepcore.checkpoints import load_model
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
+from sepcore.train.fit import FitPlan
 from sepcore.train.prior import PriorTrainConfig, extract_codes, train_prior
 from sepcore.train.stems import stem_source
-from sepcore.train.vqvae import VQVAETrainConfig, train_vqvae
+from sepcore.train.vqvae import VQVAETrainConfig, fit_vqvae
 from sepcore.utils import REPO_ROOT
 
 CHECKPOINTS = REPO_ROOT / "checkpoints" / "latents"
@@ -40,7 +41,12 @@ def get_vqvae(kind: str, *, profile: str, retrain: bool = False, work_dir=".", d
     if path.parent == CHECKPOINTS:
         return load_model(path, expect_class=VQVAE, device=device)          # raises with the fix
     config = VQVAETrainConfig.for_profile(profile, lin_weight=LIN_WEIGHT[kind])
-    return train_vqvae(config, path, data_root=data_root, device=device).to(device)
+    every = max(1, config.steps // 5)
+    plan = FitPlan(steps=config.steps, lr=config.lr, warmup_steps=min(100, config.steps // 10), eval_every=every,
+                   checkpoint_every=every, patience=10, min_delta=1e-5, weight_decay=0.0)
+    model, _ = fit_vqvae(config, plan, path, data_root=data_root, device=device,
+                         val_pairs=8 if profile == "quick" else 48, log=lambda *_: None)
+    return model.to(device)
 
 
 def get_prior(kind: str, source_class: str, vqvae: VQVAE, *, profile: str, retrain: bool = False, work_dir=".",
