@@ -16,6 +16,8 @@ OLD_PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior ext
 NEW_PRIOR = ("OMP_NUM_THREADS=1 python -m sepcore.train.prior_fit --codec checkpoints/latents/{kind}.pt --source-class {cls} "
              "--cpu-minutes {minutes:g} --out checkpoints/latents/prior_{kind}_{cls}.pt")
 SPECTRAL = "OMP_NUM_THREADS=1 python -m sepcore.train.spectral_codec --cpu-minutes {minutes:g} --out checkpoints/latents/spectral.pt"
+WAVEFORM = ("OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --lin-weight {lin:g} --cpu-minutes {minutes:g} "
+            "--out checkpoints/latents/{name}.pt")
 
 
 def main():
@@ -33,6 +35,12 @@ def main():
             if name == "spectral":
                 command, loss = SPECTRAL.format(minutes=minutes), f"feature MSE {meta['best_val']:.4f}"
                 data = meta.get("data")
+            elif name in ("vqvae", "lqvae"):
+                lin = meta["train_config"]["lin_weight"]
+                command = WAVEFORM.format(lin=lin, minutes=minutes, name=name)
+                loss = (f"objective {meta['best_val']:.4f} (reconstruction MSE {meta.get('val_rec', float('nan')):.5f}, "
+                        f"Eq. 8 L_lin {meta.get('val_lin', float('nan')):.4f})")
+                data = f"{meta.get('data')}; validation: 48 fixed pairs of two classes"
             else:
                 _, kind, cls = name.split("_")
                 command, loss = NEW_PRIOR.format(kind=kind, cls=cls, minutes=minutes), f"NLL {meta['best_val']:.4f} nats/code"
@@ -48,6 +56,16 @@ def main():
         losses = ", ".join(f"{k}={v:.4g}" for k, v in losses.items() if v is not None)
         old_rows.append(f"| `{path.name}` | {size} | {model} | {steps} | {meta.get('wall_time_s')} s | {meta.get('data')} | "
                         f"{losses} | `{command}` |")
+    earlier = "" if not old_rows else """
+
+## Earlier checkpoints (wall-clock budgets; kept as they were)
+
+Trained by an earlier release on the shared 2-core machine under `nice -n 10`, several processes per
+core, each stopped by a **wall-clock budget** (`--max-minutes`), so `steps done` is what fitted.
+
+| file | size | model | steps done | training wall time | data | final losses | command |
+|---|---|---|---|---|---|---|---|
+""" + "\n".join(old_rows)
     text = """# Latent-model checkpoints (papers 003 and 004; default profile)
 
 ## Trained with the CPU-budgeted loop (`sepcore.train.fit`)
@@ -67,24 +85,15 @@ Priors: the 3-layer GPT of the earlier release (width 96, 4 heads, block 1024 co
 windows of 512 codes at random offsets and random positions of the block, batch 8; validation:
 96 fixed windows of the validation split. The spectral codec: `sepcore.models.spectral_codec`
 (log-magnitude STFT frames, 1024 / 256, K = 256, D = 32), trained on independent random 3 s crops of
-drums, bass and guitar and their mean mixtures; validation: 32 fixed crops per class.
+drums, bass and guitar and their mean mixtures; validation: 32 fixed crops per class. The waveform
+VQ-VAE and LQ-VAE (`sepcore.models.vqvae`, K = 256, D = 32, hop 64): batches of 8 crops of 8192
+samples, pairs of two different classes and their mean mixtures reconstructed too, the LQ-VAE with
+L_lin of paper 003's Eq. 8 (weight 1) and the VQ-VAE without; the same seed, data and CPU budget;
+the objective (plateau and best weights) is the whole loss on 48 fixed validation pairs.
 
 | file | size | model | steps (done of planned) | best step | CPU minutes | best validation | stopped by | data | command |
 |---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(new_rows) + """
-
-## Earlier checkpoints (wall-clock budgets; kept as they were)
-
-Trained by an earlier release on the shared 2-core machine under `nice -n 10`, several processes per
-core, each stopped by a **wall-clock budget** (`--max-minutes`), so `steps done` is what fitted. The
-VQ-VAE checkpoints predate the `steps_done` field (the LQ-VAE did 500-750 steps, the VQ-VAE 250-500).
-The LQ-VAE was trained with L_lin averaged over the 32 code channels, i.e. 1/32 of paper 003's Eq. 8
-(`linearization_loss` now follows Eq. 8). Priors listed here saw 128 random 3 s crops (6.7 % of the
-training codes) for a few hundred steps.
-
-| file | size | model | steps done | training wall time | data | final losses | command |
-|---|---|---|---|---|---|---|---|
-""" + "\n".join(old_rows) + "\n"
+""" + "\n".join(new_rows) + earlier + "\n"
     (FOLDER / "README.md").write_text(text)
 
 

@@ -1,32 +1,39 @@
 #!/usr/bin/env bash
-# Train the default-profile latent models of checkpoints/latents/ (see its README for wall times).
-# Each stage is resumable: re-running continues from <out>.state.pt / partial code files.
+# Train the default-profile waveform latent models of checkpoints/latents/ and their counts in
+# checkpoints/lass/ (checkpoints/latents/README.md and checkpoints/lass/README.md give the steps,
+# CPU time and validation losses). Two processes at a time, one thread each; every stage resumes
+# from its <out>.state.pt when re-run with the same settings.
+#   bash scripts/train_latents.sh [codecs|priors|counts|all]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 OUT=checkpoints/latents
-RUN="nice -n 10 env OMP_NUM_THREADS=1 python"
-LOGS=${LOG_DIR:-_build/logs}; mkdir -p $LOGS
-stage_vqvae() {
-  $RUN -m sepcore.train.vqvae --profile default --lin-weight 1.0 --max-minutes 20 --out $OUT/lqvae.pt > $LOGS/lqvae.log 2>&1 &
-  $RUN -m sepcore.train.vqvae --profile default --lin-weight 0 --max-minutes 20 --out $OUT/vqvae.pt > $LOGS/vqvae.log 2>&1 &
+LASS=checkpoints/lass
+RUN="env OMP_NUM_THREADS=1 python"
+LOGS=${LOG_DIR:-_build/logs}; mkdir -p "$LOGS"
+CODEC_MINUTES=${CODEC_MINUTES:-30}
+PRIOR_MINUTES=${PRIOR_MINUTES:-25}
+prior() { $RUN -m sepcore.train.prior_fit --codec $OUT/$1.pt --source-class $2 --cpu-minutes $PRIOR_MINUTES \
+            --out $OUT/prior_$1_$2.pt > "$LOGS/prior_$1_$2.log" 2>&1; }
+stage_codecs() {
+  $RUN -m sepcore.train.vqvae --lin-weight 0 --cpu-minutes $CODEC_MINUTES --out $OUT/vqvae.pt > "$LOGS/vqvae.log" 2>&1 &
+  $RUN -m sepcore.train.vqvae --lin-weight 1.0 --cpu-minutes $CODEC_MINUTES --out $OUT/lqvae.pt > "$LOGS/lqvae.log" 2>&1 &
   wait
 }
 stage_priors() {
-  for kind in lqvae vqvae; do
-    for cls in drums bass; do
-      ( $RUN -m sepcore.train.prior extract --profile default --vqvae $OUT/$kind.pt --source-class $cls \
-            --out $OUT/codes_${kind}_${cls}.pt &&
-        $RUN -m sepcore.train.prior train --profile default --codes $OUT/codes_${kind}_${cls}.pt \
-            --max-minutes 12 --out $OUT/prior_${kind}_${cls}.pt ) > $LOGS/prior_${kind}_${cls}.log 2>&1 &
-    done
-  done
-  ( $RUN -m sepcore.train.prior extract --profile default --vqvae $OUT/lqvae.pt --source-class guitar \
-        --out $OUT/codes_lqvae_guitar.pt &&
-    $RUN -m sepcore.train.prior train --profile default --codes $OUT/codes_lqvae_guitar.pt \
-        --max-minutes 12 --out $OUT/prior_lqvae_guitar.pt ) > $LOGS/prior_lqvae_guitar.log 2>&1 &
+  ( prior vqvae drums; prior lqvae drums; prior lqvae guitar ) &
+  ( prior vqvae bass; prior lqvae bass ) &
   wait
 }
+stage_counts() {
+  $RUN -m sepcore.train.lass audio-counts --profile default --vqvae $OUT/vqvae.pt --out-dir $LASS
+  $RUN -m sepcore.train.lass audio-counts --profile default --vqvae $OUT/lqvae.pt --classes drums bass guitar --out-dir $LASS
+  $RUN -m sepcore.train.counts --codec $OUT/vqvae.pt --classes drums bass --pairings 4 --out $LASS/counts_vqvae_drums_bass.pt
+  $RUN -m sepcore.train.counts --codec $OUT/lqvae.pt --classes drums bass guitar --pairings 2 \
+      --out $LASS/counts_lqvae_drums_bass_guitar.pt
+}
 case "${1:-all}" in
-  vqvae) stage_vqvae ;;
+  codecs) stage_codecs ;;
   priors) stage_priors ;;
-  all) stage_vqvae; stage_priors ;;
+  counts) stage_counts ;;
+  all) stage_codecs; stage_priors; stage_counts ;;
 esac
