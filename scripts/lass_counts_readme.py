@@ -15,10 +15,11 @@ def main():
         grid = meta.get("smoothing_grid") or [{}]
         smoothed = max((r["held_out_nats"] for r in grid[1:]), default=float("nan"))
         smoothing = meta.get("smoothing") or {}
+        backoff = f"beta {smoothing['beta']}, sigma {smoothing['sigma']:.3g}" if smoothing else "none (raw ratios)"
         rows.append(f"| `{path.name}` | {path.stat().st_size / 2**20:.1f} MB | `{meta['codec']}` | {', '.join(meta['classes'])} | "
                     f"{meta['pairings']} | {meta['train_positions']:,} | {meta['nnz']:,} | {meta['density_percent']:.4f} % | "
                     f"{grid[0].get('unseen_percent', float('nan')):.1f} % | {grid[0].get('held_out_nats', float('nan')):.2f} / "
-                    f"{smoothed:.2f} | beta {smoothing.get('beta')}, sigma {smoothing.get('sigma', float('nan')):.3g} | "
+                    f"{smoothed:.2f} | {backoff} | "
                     f"{meta['cpu_s'] / 60:.1f} | `OMP_NUM_THREADS=1 {meta['command']}` |")
     section = f"""{START}
 ## Counts from every training track, smoothed (`sepcore.train.counts`)

@@ -22,7 +22,7 @@ import torch
 
 from sepcore.checkpoints import load_model
 from sepcore.mixing import mix
-from sepcore.separation.lass import CountLikelihood
+from sepcore.separation.lass import LOG_FLOOR, CountLikelihood
 from sepcore.separation.lass_smoothed import fit_smoothing
 from sepcore.train.prior_fit import class_codes, encode_long, file_digest
 from sepcore.train.safe_paths import refuse_committed_path
@@ -131,6 +131,10 @@ def main(argv=None) -> None:
     smoothing, grid = (None, [])
     if len(args.classes) == 2:
         smoothing, grid = fit_smoothing(likelihood, codec.codebook, val)
+    else:                       # no smoothing for N > 2 (a dense K^(N+1) table does not fit): the raw ratios' row
+        log_p = likelihood.log_prob(*val.T)
+        grid = [{"beta": 0.0, "sigma": float("nan"), "held_out_nats": float(log_p.mean()),
+                 "unseen_percent": 100.0 * float((log_p <= LOG_FLOOR).float().mean())}]
     digest = file_digest(args.codec)
     metadata = {"codec": Path(args.codec).name, "codec_sha256": digest, "vqvae_sha256": digest,
                 "classes": list(args.classes), "pairings": args.pairings, "train_positions": int(train.shape[0]),
