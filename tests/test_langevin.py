@@ -112,7 +112,7 @@ def test_single_level_from_a_start_matches_the_annealed_sampler_at_one_level():
                                                       ("quick", False, True), ("full", False, True)])
 def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, trains):
     """``full`` trains at its own sizes instead of silently loading the small default flows."""
-    import sepcore.models.priors as priors_module
+    import sepcore.pretrained as priors_module
     import sepcore.train.flow as train_flow_module
     from sepcore.models.flow import FlowConfig, FlowPrior
 
@@ -129,7 +129,7 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
 
     monkeypatch.setattr(train_flow_module, "train_flow", fake_train)
     monkeypatch.setattr(priors_module, "load_model", fake_load)
-    _, info = priors_module.flow_priors(["sine"], profile, retrain=retrain, sample_crops=lambda source: None)
+    _, info = priors_module.get_flow_priors(["sine"], profile, retrain=retrain, sample_crops=lambda source: None)
     assert bool(calls) == trains and (info["sine"]["path"] is None) == trains
     if trains:
         assert calls[0] == FlowConfig.for_profile(profile, source="sine", sample_rate=14700)

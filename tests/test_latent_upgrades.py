@@ -189,7 +189,7 @@ def test_joint_score_of_the_beam_is_its_running_score():
 
 
 def test_compact_counts_round_trip():
-    from sepcore.train.counts import compact_counts, load_compact_counts
+    from sepcore.separation.count_files import compact_counts, load_compact_counts
 
     lik, _ = counts_fixture()
     back = load_compact_counts(compact_counts(lik))
@@ -198,7 +198,7 @@ def test_compact_counts_round_trip():
 
 
 def test_compact_counts_keep_large_gaps_and_counts():
-    from sepcore.train.counts import compact_counts, load_compact_counts
+    from sepcore.separation.count_files import compact_counts, load_compact_counts
 
     K = 64
     i = torch.tensor([0, 63, 63, 5] + [7] * 300)

@@ -207,7 +207,7 @@ def best(frame: pd.DataFrame, family: str) -> str:
 def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     """Every escape on validation (choices), then on test beside the mixture and the score priors;
     writes ``tables/langevin/escapes_*`` and returns the frames."""
-    from sepcore.models.priors import flow_priors
+    from sepcore.pretrained import get_flow_priors
 
     config = ToyLangevinConfig.for_profile(profile)
     escape = EscapeConfig.for_profile(profile)
@@ -217,7 +217,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     scores = [scores_map[c] for c in WAVEFORMS]
     joint = joint_prior(profile, config.seed)
     ablation = actnorm_flows(profile, config.seed)
-    flows = flow_priors(WAVEFORMS, profile, dataset="toy", seed=config.seed)[0]
+    flows = get_flow_priors(WAVEFORMS, profile, dataset="toy", seed=config.seed)[0]
     encoders = {"flow": encoder("flow", profile, config.seed), "score": encoder("score", profile, config.seed)}
     samplers = {k: v for k, v in sampler_variants(profile).items() if k in ("annealed", "exact constraint")}
     out = tables_root(profile) / "langevin"

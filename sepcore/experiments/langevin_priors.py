@@ -292,16 +292,16 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
         log=print) -> dict[str, pd.DataFrame]:
     """The whole toy comparison; writes ``tables/langevin/priors_*`` and returns the frames.
 
-    ``flows``: the flow priors to compare (default: :func:`sepcore.models.priors.flow_priors`)."""
+    ``flows``: the flow priors to compare (default: :func:`sepcore.pretrained.get_flow_priors`)."""
     from sepcore.data.toy import WAVEFORMS
-    from sepcore.models.priors import flow_priors
+    from sepcore.pretrained import get_flow_priors
 
     config = ToyLangevinConfig.for_profile(profile)
     validation = toy_split(profile, "validation", config.n_validation, config.segment)
     test = toy_split(profile, "test", config.n_test, config.segment)
     families: dict[str, dict] = {SCORE: score_priors(WAVEFORMS, profile, seed=config.seed)}
     if include_flows:
-        families[FLOW] = dict(flows) if flows is not None else flow_priors(WAVEFORMS, profile, dataset="toy",
+        families[FLOW] = dict(flows) if flows is not None else get_flow_priors(WAVEFORMS, profile, dataset="toy",
                                                                            seed=config.seed)[0]
     exact = {EXACT: exact_priors(WAVEFORMS, profile, config)}
     samplers = sampler_variants(profile)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from sepcore.metrics import sdr, si_sdr
 from sepcore.models.vqvae import pair_code_table
+from sepcore.separation.count_files import load_counts_file
 from sepcore.separation.masking import codes_to_sources
 from sepcore.separation.naive import average
 from sepcore.utils import progress
@@ -254,14 +255,6 @@ class VariantSettings:
         return base if not overrides else cls(**{**base.__dict__, **overrides})
 
 
-def load_counts_file(path) -> tuple:
-    """``(CountLikelihood, metadata)`` of a counts file written by :mod:`sepcore.train.counts`."""
-    from sepcore.train.counts import load_compact_counts
-
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    return load_compact_counts(saved["counts"]), saved["metadata"]
-
-
 CODEC_LABELS = {"vqvae": "VQ-VAE", "spectral": "spectral"}
 
 
@@ -276,10 +269,10 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
 
     from sepcore.checkpoints import load_model
     from sepcore.models.transformer import TransformerPrior
+    from sepcore.separation.count_files import load_counts
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
     from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
-    from sepcore.train.lass import load_counts
 
     checkpoints = Path(checkpoints)
     latents, lass = checkpoints / "latents", checkpoints / "lass"

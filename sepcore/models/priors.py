@@ -1,7 +1,7 @@
-"""One flow prior per source class: load (or train) them, and score each prior on each class.
+"""One flow prior per source class: score each prior on each class.
 
-:func:`flow_priors` returns the committed checkpoints ``checkpoints/flows/<dataset>_<source>.pt``
-in the ``default`` profile and trains tiny priors on the fly in ``quick`` (or when ``retrain``).
+The priors themselves come from :func:`sepcore.pretrained.get_flow_priors` (the committed
+checkpoints :func:`checkpoint_path` under ``default``, trained on the fly otherwise).
 :func:`cross_likelihood` is Frank's heat map (paper 002): the mean log-likelihood, in nats per
 sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps`` of class ``i``.
 :func:`discrimination` reduces it to how often, and by what margin, a crop's own prior wins;
@@ -13,15 +13,13 @@ sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from sepcore.checkpoints import load_model
-from sepcore.models.flow import FlowConfig, FlowPrior
+from sepcore.models.flow import FlowPrior
 from sepcore.utils import REPO_ROOT
 
 CHECKPOINTS = REPO_ROOT / "checkpoints" / "flows"
@@ -31,46 +29,8 @@ def checkpoint_path(dataset: str, source: str) -> Path:
     return CHECKPOINTS / f"{dataset}_{source}.pt"
 
 
-def flow_priors(
-    sources: Sequence[str],
-    profile: str,
-    *,
-    dataset: str = "toy",
-    retrain: bool = False,
-    seed: int = 0,
-    sample_crops: Callable[[str], Callable] | None = None,
-) -> tuple[dict[str, FlowPrior], dict[str, dict]]:
-    """``({source: prior}, {source: info})``; ``info`` has ``history``, ``wall_seconds``, ``steps_done``, ``path``.
-
-    Only ``default`` loads the committed checkpoints (a missing one raises with the command to
-    make it); ``quick`` and ``full`` (or ``retrain=True``) train with :mod:`sepcore.train.flow` at
-    the profile's sizes, so ``full`` never runs on the small default flows.
-    """
-    from sepcore.train.flow import FlowTrainConfig, crop_sampler, train_flow
-
-    priors, info = {}, {}
-    for k, source in enumerate(sources):
-        path = checkpoint_path(dataset, source)
-        if profile != "default" or retrain:
-            sample_rate = 14700 if dataset == "toy" else 22050
-            config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate)
-            train_config = FlowTrainConfig.for_profile(profile)
-            sampler = sample_crops(source) if sample_crops else crop_sampler(dataset, source, profile=profile)
-            started = time.perf_counter()
-            model, history = train_flow(sampler, config, train_config, seed=seed + k, desc=f"{dataset}/{source}")
-            info[source] = {"history": history, "wall_seconds": time.perf_counter() - started,
-                            "steps_done": history[-1]["step"], "path": None}
-        else:
-            model = load_model(path, expect={"source": source}, expect_class=FlowPrior)
-            meta = model.checkpoint_info["metadata"]
-            info[source] = {"history": meta["history"], "wall_seconds": meta["wall_seconds"],
-                            "steps_done": meta["steps_done"], "path": path}
-        priors[source] = model.eval()
-    return priors, info
-
-
 def training_table(priors: Mapping[str, FlowPrior], info: Mapping[str, dict]) -> pd.DataFrame:
-    """One row per prior of :func:`flow_priors`: parameters, steps, minutes, final clean / noisy NLL
+    """One row per prior of :func:`sepcore.pretrained.get_flow_priors`: parameters, steps, minutes, final clean / noisy NLL
     (nats per sample) and checkpoint size in MB (NaN when trained on the fly)."""
     rows = []
     for name, prior in priors.items():

@@ -151,12 +151,13 @@ def make_lass(sources: Sequence[str], *, checkpoint="checkpoints/latents", devic
     ``checkpoints/lass/audio_counts_lqvae_<classes>.pt`` (drums, bass, guitar are committed)."""
     from pathlib import Path
 
+    from sepcore.paths import CHECKPOINTS
+    from sepcore.separation.count_files import audio_counts_name, load_counts
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
-    from sepcore.train.lass import CHECKPOINTS, audio_counts_name, load_counts
 
     kind = "vqvae" if len(sources) == 2 else "lqvae"
     vqvae, priors = _latent_models(kind, sources, checkpoint, device)
-    likelihood = load_counts(CHECKPOINTS / audio_counts_name(f"{kind}.pt", tuple(sources)),
+    likelihood = load_counts(CHECKPOINTS / "lass" / audio_counts_name(f"{kind}.pt", tuple(sources)),
                              expect_vqvae=Path(checkpoint) / f"{kind}.pt")
     config = LASSConfig.default().replace(method=sampler, n_rows=n_beams,
                                           likelihood_weight=likelihood_weight, seed=seed)
@@ -187,7 +188,7 @@ def make_lass_spectral(sources: Sequence[str], *, checkpoint="checkpoints/latent
     ``likelihood_weight`` takes the value chosen on validation."""
     from pathlib import Path
 
-    from sepcore.experiments.latent_variants import load_counts_file
+    from sepcore.separation.count_files import load_counts_file
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
 

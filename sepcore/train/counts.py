@@ -22,6 +22,7 @@ import torch
 
 from sepcore.checkpoints import load_model
 from sepcore.mixing import mix
+from sepcore.separation.count_files import compact_counts
 from sepcore.separation.lass import LOG_FLOOR, CountLikelihood
 from sepcore.separation.lass_smoothed import fit_smoothing
 from sepcore.train.prior_fit import class_codes, encode_long, file_digest
@@ -78,36 +79,6 @@ def pairing_triples(codec, codec_path, classes, split: str, pairings: int, *, pr
                 S = min(mix_codes.shape[0], *(c.shape[0] for c in code_parts))
                 rows.append(torch.stack([*(c[:S] for c in code_parts), mix_codes[:S]], 1))
     return torch.cat(rows)
-
-
-def _pack_small(values: torch.Tensor) -> dict:
-    """Non-negative int64 values as uint8 plus the (index, value) pairs of those above 254."""
-    big = torch.nonzero(values > 254).flatten()
-    return {"u8": values.clamp(max=255).to(torch.uint8), "big_index": big.to(torch.int64), "big_value": values[big]}
-
-
-def _unpack_small(packed: dict) -> torch.Tensor:
-    values = packed["u8"].to(torch.int64)
-    values[packed["big_index"]] = packed["big_value"]
-    return values
-
-
-def compact_counts(likelihood: CountLikelihood) -> dict:
-    """The symmetric counts only (``log p`` is recomputed at load), about 2 bytes per entry: the sorted
-    keys ``(tuple) K + k`` as gaps and the counts, each as uint8 with the rare large values kept
-    beside them, so millions of entries stay within a checkpoint's size budget."""
-    keys = likelihood.mixture_codes() + likelihood.K * likelihood.tuples
-    order = torch.argsort(keys)
-    keys = keys[order]
-    gaps = torch.diff(keys, prepend=keys.new_zeros(1))
-    return {"K": likelihood.K, "n_sources": likelihood.n_sources, "n_positions": likelihood.n_positions,
-            "key_gaps": _pack_small(gaps), "counts": _pack_small(likelihood.counts[order])}
-
-
-def load_compact_counts(saved: dict) -> CountLikelihood:
-    keys = torch.cumsum(_unpack_small(saved["key_gaps"]), 0)
-    return CountLikelihood.from_counts(keys, _unpack_small(saved["counts"]), saved["K"], saved["n_positions"],
-                                       saved["n_sources"])
 
 
 def main(argv=None) -> None:

@@ -31,6 +31,7 @@ from sepcore.mixing import set_mixing
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
 from sepcore.separation.lass import CountLikelihood, fit_count_likelihood
 from sepcore.train.prior import PriorTrainConfig, train_prior
 from sepcore.utils import REPO_ROOT, progress, seed_everything
@@ -140,31 +141,6 @@ def train_digits(config: DigitsLASSConfig, folder: Path, device="cpu") -> dict:
     return times
 
 
-def save_counts(path, likelihood: CountLikelihood, metadata: dict) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"likelihood": likelihood.state_dict(), "metadata": metadata}, tmp)
-    tmp.replace(path)
-
-
-def load_counts(path, expect_vqvae=None) -> CountLikelihood:
-    """Load a count file; with ``expect_vqvae`` (a checkpoint path), check it was counted over that file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"count likelihood {path} does not exist; train it with `python -m sepcore.train.lass "
-                                "...` (see checkpoints/lass/README.md) or pass retrain=True to the chapter")
-    saved = torch.load(path, weights_only=True)
-    expected = saved.get("metadata", {}).get("vqvae_sha256")
-    if expect_vqvae is not None and expected is not None:
-        import hashlib
-
-        actual = hashlib.sha256(Path(expect_vqvae).read_bytes()).hexdigest()
-        if actual != expected:
-            raise ValueError(f"{path} was counted over another VQ-VAE than {expect_vqvae} (sha256 differs); recount with "
-                             f"`python -m sepcore.train.lass audio-counts --vqvae {expect_vqvae}`")
-    return CountLikelihood.from_state_dict(saved["likelihood"])
-
-
 def _folder(profile: str, retrain: bool, work_dir) -> Path:
     if profile == "default" and not retrain:
         return CHECKPOINTS
@@ -207,12 +183,6 @@ def fit_audio_counts(vqvae: VQVAE, config: AudioCountsConfig, *, profile: str, d
     crops = [torch.cat([source.random_crops(min(64, config.n_crops - s), length, generator)
                         for s in range(0, config.n_crops, 64)]) for source in sources]
     return fit_count_likelihood(vqvae, *crops, batch=32), getattr(sources[0], "data", "")
-
-
-def audio_counts_name(vqvae_path, classes=("drums", "bass")) -> str:
-    """``audio_counts_<vqvae>.pt`` for drums + bass, ``audio_counts_<vqvae>_<c1>_<c2>_...pt`` otherwise."""
-    suffix = "" if tuple(classes) == ("drums", "bass") else "_" + "_".join(classes)
-    return f"audio_counts_{Path(vqvae_path).stem}{suffix}.pt"
 
 
 def main(argv=None) -> None:

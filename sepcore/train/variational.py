@@ -9,7 +9,7 @@ step on the encoders. The KL weight ``beta_kl`` rises linearly from 0 to 1 over 
     OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset slakh
 
 The priors are the flow checkpoints ``checkpoints/flows/<dataset>_<source>.pt`` (``default``) or tiny
-flows trained on the fly (``quick``), via :func:`sepcore.models.priors.flow_priors`. ``slakh`` trains
+flows trained on the fly (``quick``), via :func:`sepcore.pretrained.get_flow_priors`. ``slakh`` trains
 truncated-normal encoders for drums and bass on crops of the embedded dataset's **training mixtures**. The checkpoint
 (``checkpoints/variational/<dataset>_<posterior>.pt``) stores the encoders' config and weights, the
 training config and the curves (``metadata["history"]``).
@@ -153,7 +153,7 @@ def train_against_flows(profile: str, config: VariationalConfig, dataset_name: s
                         retrain_priors: bool = False, seed: int = 0, device: str = "auto",
                         train_overrides: dict | None = None, state_path=None, prior: str = "flow"):
     """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items)
-    against the priors ``dataset_name`` of its sources: the flows (:func:`sepcore.models.priors.flow_priors`)
+    against the priors ``dataset_name`` of its sources: the flows (:func:`sepcore.pretrained.get_flow_priors`)
     or, with ``prior="score"``, the score priors (:func:`sepcore.experiments.langevin_priors.score_priors`);
     returns ``(separator, history, priors, wall_seconds)``."""
     train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
@@ -162,9 +162,9 @@ def train_against_flows(profile: str, config: VariationalConfig, dataset_name: s
 
         prior_map = score_priors(config.sources, profile, dataset=dataset_name, seed=seed)
     elif prior == "flow":
-        from sepcore.models.priors import flow_priors
+        from sepcore.pretrained import get_flow_priors
 
-        prior_map, _ = flow_priors(config.sources, profile, dataset=dataset_name, retrain=retrain_priors, seed=seed)
+        prior_map, _ = get_flow_priors(config.sources, profile, dataset=dataset_name, retrain=retrain_priors, seed=seed)
     else:
         raise ValueError(f"prior must be 'flow' or 'score', got {prior!r}")
     priors = [prior_map[name] for name in config.sources]
