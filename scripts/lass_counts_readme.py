@@ -1,4 +1,5 @@
-"""Rewrite the "Counts from every training track" section of checkpoints/lass/README.md from the files' metadata."""
+"""Rewrite the count sections of checkpoints/lass/README.md from the files themselves: the paper recipe's
+tables (``audio_counts_*.pt``) and the counts of every training track (``counts_*.pt``)."""
 
 from pathlib import Path
 
@@ -6,6 +7,32 @@ import torch
 
 FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "lass"
 START, END = "<!-- counts: start -->", "<!-- counts: end -->"
+PAPER_START, PAPER_END = "<!-- paper counts: start -->", "<!-- paper counts: end -->"
+
+
+def paper_section() -> str:
+    """Rows for the paper recipe's count files, read from the files (positions and entries from the tables)."""
+    from sepcore.separation.count_files import load_counts
+
+    rows = []
+    for path in sorted(FOLDER.glob("audio_counts_*.pt")):
+        meta = torch.load(path, map_location="cpu", weights_only=True)["metadata"]
+        likelihood = load_counts(path)
+        classes = meta.get("classes", ["drums", "bass"])
+        config = meta["config"]
+        extra = " --classes " + " ".join(classes) if classes != ["drums", "bass"] else ""
+        rows.append(f"| `{path.name}` | {path.stat().st_size / 2**20:.1f} MB | `{meta['vqvae']}` (sha256 in the file) | "
+                    f"{', '.join(classes)} | {config['n_crops']} random training crops of {config['crop_length']} samples "
+                    f"per class, mean mixture | {likelihood.n_positions:,} | {likelihood.nnz:,} | "
+                    f"{meta['density_percent']:.4f} % | `OMP_NUM_THREADS=1 python -m sepcore.train.lass audio-counts "
+                    f"--profile default --vqvae checkpoints/latents/{meta['vqvae']}{extra}` |")
+    return f"""{PAPER_START}
+Count likelihoods of the paper's recipe (`sepcore.train.lass audio-counts`; each position counted in
+every order of its source codes):
+
+| file | size | codec | classes | data | positions | entries | density | command |
+|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"\n{PAPER_END}"
 
 
 def main():
@@ -37,6 +64,7 @@ file stores the counts compactly (key gaps and counts as uint8, rare large value
 """ + "\n".join(rows) + f"\n{END}"
     readme = FOLDER / "README.md"
     text = readme.read_text()
+    text = text[: text.index(PAPER_START)] + paper_section() + text[text.index(PAPER_END) + len(PAPER_END):]
     if START in text:
         text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
     else:
