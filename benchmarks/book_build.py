@@ -1,0 +1,90 @@
+"""Benchmark: how long a reader waits for the book on a fresh clone.
+
+    python -m benchmarks.book_build                    # HTML from the stored executed chapters
+    python -m benchmarks.book_build --execute          # also a full default re-execution (FORCE)
+
+Clones the repository's committed ``HEAD`` into a temporary folder (no ``data/``, no
+``_build/``, no executed chapters beyond what is committed), points it at this environment's
+Python, and times, each in its own process:
+
+1. ``python -m sepcore.book build`` on the clone as it is: the HTML book from the committed
+   executed chapters (goal: at most 5 minutes). When a chapter's executed notebook is not
+   committed the build cannot start, and the row says so instead of a time;
+2. with ``--execute``: ``python -m sepcore.book run --profile default --force`` then the build,
+   i.e. every chapter executed anew, the embedded dataset rendered on first use (goal: at most
+   2 hours on 2 cores).
+
+Writes ``tables/benchmarks/book_build`` (wall seconds, CPU seconds of the children, the goal and
+whether it holds, the commit). Run it on an otherwise idle machine: the times are wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sepcore.book import list_chapters, table_root
+from sepcore.tables import write_table
+from sepcore.utils import REPO_ROOT
+
+GOALS_S = {"HTML from the committed executed chapters": 5 * 60, "full default re-execution and build": 2 * 3600}
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> tuple[int, float, float]:
+    """``(exit status, wall seconds, CPU seconds of the child processes)`` of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    status = subprocess.call(command, cwd=cwd, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return status, time.time() - started, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--execute", action="store_true", help="also time a full default re-execution")
+    args = parser.parse_args(argv)
+    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True).strip()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "sepcore"
+        subprocess.check_call(["git", "clone", "-q", str(REPO_ROOT), str(clone)])
+        env = {**os.environ, "PYTHONPATH": str(clone), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        env.pop("SEPCORE_DATA", None)
+        book = [sys.executable, "-m", "sepcore.book"]
+        stored = [c.stem for c in list_chapters() if (clone / "book" / "executed" / f"{c.stem}.ipynb").exists()]
+        name = "HTML from the committed executed chapters"
+        if len(stored) < len(list_chapters()):
+            rows.append({"measure": name, "status": f"not measurable: {len(stored)} of {len(list_chapters())} "
+                         "executed chapters are committed", "wall_s": None, "cpu_s": None})
+        else:
+            status, wall, cpu = timed(book + ["build"], clone, env)
+            rows.append({"measure": name, "status": "ok" if status == 0 else f"failed ({status})", "wall_s": wall,
+                         "cpu_s": cpu})
+        if args.execute:
+            status, wall, cpu = timed(book + ["run", "--profile", "default", "--force"], clone, env)
+            if status == 0:
+                status, build_wall, build_cpu = timed(book + ["build"], clone, env)
+                wall, cpu = wall + build_wall, cpu + build_cpu
+            rows.append({"measure": "full default re-execution and build", "status": "ok" if status == 0 else
+                         f"failed ({status})", "wall_s": wall, "cpu_s": cpu})
+    frame = pd.DataFrame(rows)
+    frame["goal_s"] = frame["measure"].map(GOALS_S)
+    frame["goal_met"] = [bool(w <= g) if w is not None and s == "ok" else None
+                         for w, g, s in zip(frame["wall_s"], frame["goal_s"], frame["status"])]
+    write_table(frame, table_root("default") / "benchmarks" / "book_build", profile="default",
+                parameters={"commit": commit, "cpus": os.cpu_count()},
+                notes="Wall and child CPU seconds on a fresh clone of the commit; goals from the reader's-book issue.")
+    print(frame.to_string())
+    return frame
+
+
+if __name__ == "__main__":
+    main()
