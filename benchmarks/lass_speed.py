@@ -26,11 +26,11 @@ import torch
 
 from sepcore.book import default_data_root, table_root
 from sepcore.data.slakh import SlakhMixtures, resolve_root
+from sepcore.pretrained import get_prior, get_vqvae
 from sepcore.separation.count_files import load_counts
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator
 from sepcore.tables import write_table
 from sepcore.train.lass import CHECKPOINTS, AudioCountsConfig, fit_audio_counts
-from sepcore.train.latents import get_prior, get_vqvae
 
 SAMPLES = 66150                      # 3.0 s at 22050 Hz
 

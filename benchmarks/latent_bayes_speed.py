@@ -30,9 +30,9 @@ import torch
 
 from sepcore.book import default_data_root, table_root
 from sepcore.data.slakh import SlakhMixtures, resolve_root
+from sepcore.pretrained import get_prior, get_vqvae
 from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
 from sepcore.tables import write_table
-from sepcore.train.latents import get_prior, get_vqvae
 
 PATHS = {"one-by-one": False, "batched": True}
 

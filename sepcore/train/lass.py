@@ -11,7 +11,7 @@ use the **sum** mixture (BASIS and LASS); training data are the training split o
 embedded digits set has only 1438 training images).
 
 Audio: the counts over the codes of drums, bass and their mixture (:mod:`sepcore.mixing`, the
-package's mean) on random training crops, with the shared VQ-VAE of :mod:`sepcore.train.latents`;
+package's mean) on random training crops, with the shared VQ-VAE of :func:`sepcore.pretrained.get_vqvae`;
 ``--classes drums bass guitar`` counts three-source mixtures (the N-source table of
 :class:`sepcore.separation.lass.CountLikelihood`).
 """
