@@ -255,14 +255,14 @@ class VariantSettings:
         return base if not overrides else cls(**{**base.__dict__, **overrides})
 
 
-CODEC_LABELS = {"vqvae": "VQ-VAE", "spectral": "spectral"}
+CODEC_LABELS = {"vqvae": "VQ-VAE", "lqvae": "LQ-VAE", "spectral": "spectral"}
 
 
 def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),
                    which=None) -> list[Variant]:
     """The latent separators compared in the LASS audio chapter, from the committed checkpoints.
 
-    ``which``: labels to build (all by default). Needs ``checkpoints/latents/{vqvae,spectral}.pt``,
+    ``which``: labels to build (all by default). Needs ``checkpoints/latents/{vqvae,lqvae,spectral}.pt``,
     their ``prior_<codec>_<class>.pt`` and ``checkpoints/lass/counts_<codec>_drums_bass.pt``.
     """
     from pathlib import Path
@@ -311,6 +311,7 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
             label, "vqvae", smoothed("vqvae"), settings.likelihood_weight,
             f"{counts('vqvae')[1]['train_positions']} positions, back-off {counts('vqvae')[1]['smoothing']}"),
         "latent Bayes VQ-VAE": lambda label: bayes_variant(label, "vqvae", 0.4, "sigma 0.4 (paper 003 code)"),
+        "latent Bayes LQ-VAE": lambda label: bayes_variant(label, "lqvae", 0.4, "sigma 0.4; L_lin of Eq. 8 (paper 003)"),
         "LASS spectral, raw counts": lambda label: lass_variant(
             label, "spectral", counts("spectral")[0], settings.spectral_likelihood_weight,
             f"{counts('spectral')[1]['train_positions']} positions, raw ratios"),
