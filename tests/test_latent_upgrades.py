@@ -236,3 +236,13 @@ def test_diagnose_names_the_part_that_fails(raw, masked, ceiling, model_error, p
     found = diagnose(_summary(raw, masked, ceiling, model_error), "v", "X")
     assert found["part"] == part and found["best_output"] == output
     assert found["correct_percent"] == pytest.approx(30.0) and found["sentence"].startswith(part)
+
+
+def test_diagnose_measures_against_the_target_not_the_baseline():
+    from sepcore.experiments.latent_variants import diagnose
+
+    summary = _summary(1.0, 3.0, 9.0, 100.0)                  # beats the mixture (2.0) by 1 dB
+    assert diagnose(summary, "v", "X")["part"] == "none"
+    found = diagnose(summary, "v", "X", margin=3.0)         # but not the mixture + 3 dB
+    assert found["part"] == "model" and found["target_sdr"] == pytest.approx(5.0) and "+ 3 dB" in found["sentence"]
+    assert diagnose(_summary(1.0, 3.0, 4.0, 100.0), "v", "X", margin=3.0)["part"] == "codec"
