@@ -150,7 +150,9 @@ def validation_pairs(sources: dict, n_pairs: int, length: int, seed: int) -> tor
 
 @torch.no_grad()
 def validation_losses(model: VQVAE, pairs: torch.Tensor, batch_pairs: int = 8) -> dict[str, float]:
-    """Mean ``total, rec, commit, lin`` of :meth:`VQVAE.losses` over the fixed pairs, in batches of pairs."""
+    """Mean ``total, rec, commit, lin`` of :meth:`VQVAE.losses` over the fixed pairs, in batches of pairs
+    (in eval mode: the EMA codebook is not updated by validation)."""
+    model.eval()
     n = pairs.shape[0] // 2
     sums: dict[str, float] = {}
     for i in range(0, n, batch_pairs):
