@@ -3,8 +3,8 @@
 Modelled on demucs' ``get_model``: a chapter or the API asks for a model family by name and gets
 the committed checkpoint under ``default`` (:data:`sepcore.paths.CHECKPOINTS`; a missing one raises
 with the command that makes it), and a model trained on the fly at the profile's own sizes under
-``quick`` and ``full`` or with ``retrain=True``. Only this layer imports :mod:`sepcore.train`:
-``models/`` and ``separation/`` never do (a test checks it).
+``quick`` and ``full`` or with ``retrain=True``. Loading meets training here, so that
+``models/`` and ``separation/`` never import :mod:`sepcore.train` (``tests/test_layers.py``).
 
 * :func:`get_flow_priors`: the noise-conditioned flow priors of Frank's toy classes or the
   Slakh-format stems (``checkpoints/flows/<dataset>_<source>.pt``);
