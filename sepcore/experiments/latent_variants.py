@@ -76,6 +76,16 @@ def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.
     return candidates.codes[best].cpu(), codec.encode(padded)[0].cpu()
 
 
+def variant_separator(variant: Variant, output: str, mask_power: float = 2.0):
+    """``separate(mixture (T,)) -> (N, T)`` of a variant with ``output`` ``raw`` or ``masked``: its search,
+    then :func:`~sepcore.separation.masking.codes_to_sources` (for listening; the tables score both
+    outputs from one search in :func:`evaluate_variants`)."""
+    def separate(mixture):
+        codes, _ = search_codes(variant.separator, mixture)
+        return codes_to_sources(variant.separator.vqvae, codes.to(variant.separator.device), mixture, output, mask_power)
+    return separate
+
+
 @torch.no_grad()
 def joint_score(separator, codes: torch.Tensor, mix_codes: torch.Tensor) -> float:
     """Priors plus the method's likelihood of ``codes (N, S)`` given ``mix_codes (S,)`` (nats, the

@@ -18,12 +18,12 @@ other things. Written by hand: a storage format of this package, no library invo
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
 from sepcore.separation.lass import CountLikelihood
+from sepcore.utils import file_sha256
 
 
 def audio_counts_name(vqvae_path, classes=("drums", "bass")) -> str:
@@ -44,8 +44,7 @@ def _check_codec(path, metadata: dict, expect_vqvae) -> None:
     expected = metadata.get("vqvae_sha256")
     if expect_vqvae is None or expected is None:
         return
-    actual = hashlib.sha256(Path(expect_vqvae).read_bytes()).hexdigest()
-    if actual != expected:
+    if file_sha256(expect_vqvae) != expected:
         raise ValueError(f"{path} was counted over another codec than {expect_vqvae} (sha256 differs); recount it "
                          "(checkpoints/lass/README.md gives the commands)")
 

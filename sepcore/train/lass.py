@@ -34,7 +34,7 @@ from sepcore.profiles import ProfileConfig
 from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
 from sepcore.separation.lass import CountLikelihood, fit_count_likelihood
 from sepcore.train.prior import PriorTrainConfig, train_prior
-from sepcore.utils import REPO_ROOT, progress, seed_everything
+from sepcore.utils import REPO_ROOT, file_sha256, progress, seed_everything
 
 CHECKPOINTS = REPO_ROOT / "checkpoints" / "lass"
 IMAGE_MIXING = "sum"
@@ -202,9 +202,7 @@ def main(argv=None) -> None:
         vq = load_model(args.vqvae, expect_class=VQVAE, device=args.device).eval()
         likelihood, data = fit_audio_counts(vq, AudioCountsConfig.for_profile(args.profile), profile=args.profile,
                                             data_root=args.data_root, classes=tuple(args.classes))
-        import hashlib
-
-        digest = hashlib.sha256(Path(args.vqvae).read_bytes()).hexdigest()
+        digest = file_sha256(args.vqvae)
         save_counts(Path(args.out_dir) / audio_counts_name(args.vqvae, args.classes), likelihood,
                     {"vqvae": Path(args.vqvae).name, "vqvae_sha256": digest, "data": data, "classes": list(args.classes),
                      "density_percent": likelihood.density, "config": AudioCountsConfig.for_profile(args.profile).to_dict()})
