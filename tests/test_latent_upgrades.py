@@ -246,3 +246,27 @@ def test_diagnose_measures_against_the_target_not_the_baseline():
     found = diagnose(summary, "v", "X", margin=3.0)         # but not the mixture + 3 dB
     assert found["part"] == "model" and found["target_sdr"] == pytest.approx(5.0) and "+ 3 dB" in found["sentence"]
     assert diagnose(_summary(1.0, 3.0, 4.0, 100.0), "v", "X", margin=3.0)["part"] == "codec"
+
+
+def test_count_files_refuse_a_table_counted_over_another_codec(tmp_path):
+    from sepcore.separation.count_files import (
+        compact_counts,
+        load_counts,
+        load_counts_file,
+        save_counts,
+    )
+    from sepcore.utils import file_sha256
+
+    codec, other = tmp_path / "codec.pt", tmp_path / "other.pt"
+    codec.write_bytes(b"codec weights")
+    other.write_bytes(b"other weights")
+    likelihood = CountLikelihood.fit([(torch.tensor([0, 1, 2]), torch.tensor([1, 1, 0]), torch.tensor([2, 0, 1]))], 4)
+    meta = {"vqvae_sha256": file_sha256(codec)}
+    save_counts(tmp_path / "state.pt", likelihood, meta)
+    torch.save({"counts": compact_counts(likelihood), "metadata": meta}, tmp_path / "compact.pt")
+    assert load_counts(tmp_path / "state.pt", expect_vqvae=codec).nnz == likelihood.nnz
+    assert load_counts_file(tmp_path / "compact.pt", expect_vqvae=codec)[0].nnz == likelihood.nnz
+    with pytest.raises(ValueError, match="another codec"):
+        load_counts(tmp_path / "state.pt", expect_vqvae=other)
+    with pytest.raises(ValueError, match="another codec"):
+        load_counts_file(tmp_path / "compact.pt", expect_vqvae=other)
