@@ -3,7 +3,8 @@
     python -m benchmarks.latent_variants_speed --profile default [--repeats 3] [--threads 1,2]
 
 Builds every variant of :func:`sepcore.experiments.latent_variants.build_variants` from the committed
-checkpoints (beam search with 10 beams, latent Bayes with B = 16 candidates), separates one mixture
+checkpoints (beam search with 10 beams, or the beams chosen on validation for the spectral codec's
+"counts x magnitudes" row; latent Bayes with B = 16 candidates), separates one mixture
 of 65536 samples (2.97 s; the first drums+bass test chunk) with the masked output, and writes
 ``tables/benchmarks/latent_variants_speed``: the best and median wall time of ``separate`` per
 variant and torch thread count, repeats interleaved across variants, and the target verdict
@@ -36,7 +37,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--threads", default="1,2")
     args = parser.parse_args(argv)
     started = time.time()
-    settings = VariantSettings.for_profile(args.profile)
+    settings = VariantSettings.chosen_on_validation(args.profile, REPO_ROOT / "checkpoints")
     which = {"LASS spectral, smoothed counts", "latent Bayes spectral"} if args.profile == "quick" else None
     variants = build_variants(settings, checkpoints=REPO_ROOT / "checkpoints", device="cpu", which=which)
     for variant in variants:

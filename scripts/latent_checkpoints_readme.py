@@ -41,6 +41,25 @@ def collapse_note() -> str:
     return text
 
 
+def continuation_note() -> str:
+    """The attempt to continue the spectral priors from their committed weights (curves kept as evidence)."""
+    import pandas as pd
+
+    training = Path(__file__).resolve().parent.parent / "tables" / "training"
+    parts = []
+    for cls in ("drums", "bass"):
+        curve, first = training / f"prior_spectral_{cls}_continued.csv", training / f"prior_spectral_{cls}.csv"
+        if not (curve.exists() and first.exists()):
+            return ""
+        c, f = pd.read_csv(curve), pd.read_csv(first)
+        parts.append(f"{cls}: best {f.val_loss.min():.3f} before, {c.val_loss.min():.3f} after {int(c.step.max()):,} more "
+                     f"steps ({c.cpu_s.max() / 60:.1f} CPU-min), training NLL {c.train_loss.iloc[-1]:.3f}")
+    return ("\nContinuing the spectral priors (`--warm-start --lr 5e-4 --cpu-minutes 50`, fresh optimiser) did not beat "
+            "the committed weights: validation NLL " + "; ".join(parts) + ". Training NLL well below validation NLL (as at the end of "
+            "the first runs) says these priors are limited by their 516,600 training codes per class more than by steps; "
+            "the runs were stopped early and the committed weights kept (curves: `tables/training/prior_spectral_*_continued.csv`).")
+
+
 def main():
     new_rows, old_rows = [], []
     for path in sorted(FOLDER.glob("*.pt")):
@@ -111,7 +130,7 @@ VQ-VAE and LQ-VAE (`sepcore.models.vqvae`, K = 256, D = 32, hop 64): batches of 
 samples, pairs of two different classes and their mean mixtures reconstructed too, the LQ-VAE with
 L_lin of paper 003's Eq. 8 (weight 1) and the VQ-VAE without; the same seed, data and CPU budget;
 the objective (plateau and best weights) is the whole loss on 48 fixed validation pairs.
-""" + collapse_note() + """
+""" + collapse_note() + "\n" + continuation_note() + """
 
 | file | size | model | steps (done of planned) | best step | CPU minutes | best validation | stopped by | data | command |
 |---|---|---|---|---|---|---|---|---|---|

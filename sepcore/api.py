@@ -395,10 +395,11 @@ def _register_builtin_methods() -> None:
                            "sampler": Knob("beam", choices=("greedy", "beam", "ancestral", "top_k", "top_p"), help="search or sampling rule")},
                     requires=("sepcore.separation.lass_search",))
     register_method("lass-spectral", "sepcore.separation.adapters:make_lass_spectral",
-                    description="LASS over a phase-free spectral codec, smoothed counts, masked output (our extension; drums+bass)",
+                    description="LASS over a phase-free spectral codec, smoothed counts times a magnitude likelihood "
+                                "when validation chose it, masked output (our extension; drums+bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
-                    knobs={"n_beams": Knob(10, 1, 32, 1, help="beams"),
+                    knobs={"n_beams": Knob(-1, -1, 64, 1, help="beams; -1: the value chosen on validation"),
                            "likelihood_weight": Knob(-1.0, -1.0, 10.0, 0.5, help="lambda; -1: the value chosen on validation"),
                            "output": Knob("masked", choices=("masked", "raw"), help="mask the mixture, or Griffin-Lim decodes")},
                     requires=("sepcore.separation.lass_search",))

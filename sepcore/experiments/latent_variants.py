@@ -73,6 +73,8 @@ def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.
         return result.codes[0, result.score[0].argmax()].cpu(), mix_codes[0].cpu()
     candidates = separator.sample(mixture, decode=False)
     best = int(prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1]).argmax())
+    if separator.likelihood is not None:                  # a likelihood of the frames: "codes" are frame indices
+        return candidates.codes[best].cpu(), torch.arange(candidates.codes.shape[-1])
     return candidates.codes[best].cpu(), codec.encode(padded)[0].cpu()
 
 
@@ -90,13 +92,15 @@ def variant_separator(variant: Variant, output: str, mask_power: float = 2.0):
 def joint_score(separator, codes: torch.Tensor, mix_codes: torch.Tensor) -> float:
     """Priors plus the method's likelihood of ``codes (N, S)`` given ``mix_codes (S,)`` (nats, the
     objective the separator maximises; LASS: ``lambda`` times the count likelihood; latent Bayes:
-    the Gaussian latent likelihood of paper 003 Eq. 6 with its ``sigma``)."""
+    the Gaussian latent likelihood of paper 003 Eq. 6 with its ``sigma``; either with a likelihood of
+    the mixture's frames (:mod:`sepcore.separation.magnitude_likelihood`): its weight times that
+    likelihood, ``mix_codes`` then being frame indices)."""
     from sepcore.separation.lass_search import LASSSeparator
 
     device = separator.device
     codes, mix_codes = codes.to(device), mix_codes.to(device)
     total = sum(float(p.log_prob(codes[n][None])[0]) for n, p in enumerate(separator.priors))
-    if isinstance(separator, LASSSeparator):
+    if isinstance(separator, LASSSeparator) or separator.likelihood is not None:
         ll = separator.likelihood.log_prob(*codes, mix_codes)
         return total + separator.config.likelihood_weight * float(ll.sum())
     d2 = separator.code_dist2[separator.pairs[codes[0], codes[1]], mix_codes]
@@ -259,16 +263,37 @@ class VariantSettings:
     n_candidates: int = 16
     likelihood_weight: float = 3.0          # lambda of LASS (reference code); the spectral codec's is chosen on validation
     spectral_likelihood_weight: float = 3.0
+    magnitude_weight: float = 3.0           # the spectral codec's magnitude likelihood (ours), chosen on validation
+    spectral_beams: int = 10                # beams of the counts x magnitudes variant, chosen on validation
     top_pairs: int = 8192
     mask_power: float = 2.0
 
     @classmethod
     def for_profile(cls, profile: str, **overrides):
-        base = cls(n_beams=2, n_candidates=2, top_pairs=256) if profile == "quick" else cls()
+        base = cls(n_beams=2, n_candidates=2, top_pairs=256, spectral_beams=2) if profile == "quick" else cls()
         return base if not overrides else cls(**{**base.__dict__, **overrides})
+
+    @classmethod
+    def chosen_on_validation(cls, profile: str, checkpoints):
+        """The profile's settings with the spectral codec's weights, beams and mask power that the LASS
+        audio chapter chose on validation (``checkpoints/lass/lass_spectral_settings.json``; the
+        defaults when absent). The quick profile keeps its small searches."""
+        from pathlib import Path
+
+        from sepcore.separation.adapters import spectral_lass_defaults
+
+        saved = spectral_lass_defaults(Path(checkpoints) / "latents")
+        chosen = {"spectral_likelihood_weight": saved["likelihood_weight"], "mask_power": saved["mask_power"]}
+        if saved["magnitude_weight"] > 0:
+            chosen["magnitude_weight"] = saved["magnitude_weight"]
+        if profile != "quick":
+            chosen["spectral_beams"] = saved["spectral_beams"]
+        return cls.for_profile(profile, **chosen)
 
 
 CODEC_LABELS = {"vqvae": "VQ-VAE", "lqvae": "LQ-VAE", "spectral": "spectral"}
+MAGNITUDE_LASS = "LASS spectral, counts x magnitudes"
+MAGNITUDE_BAYES = "latent Bayes spectral, counts x magnitudes"
 
 
 def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),
@@ -286,6 +311,7 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
     from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
+    from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood
 
     checkpoints = Path(checkpoints)
     latents, lass = checkpoints / "latents", checkpoints / "lass"
@@ -306,15 +332,20 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         return SmoothedCountLikelihood(likelihood, models(codec_name)[0].codebook, top_pairs=settings.top_pairs,
                                        **meta["smoothing"])
 
-    def lass_variant(label, codec_name, likelihood, lam, note):
+    def magnitudes():
+        return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
+                                   counts_weight=settings.spectral_likelihood_weight / settings.magnitude_weight)
+
+    def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None):
         codec, priors = models(codec_name)
-        config = LASSConfig(method="beam", n_rows=settings.n_beams, likelihood_weight=lam)
+        config = LASSConfig(method="beam", n_rows=n_beams or settings.n_beams, likelihood_weight=lam)
         return Variant(label, LASSSeparator(codec, priors, likelihood, config, device=device), CODEC_LABELS[codec_name], note)
 
-    def bayes_variant(label, codec_name, sigma, note):
+    def bayes_variant(label, codec_name, sigma, note, likelihood=None):
         codec, priors = models(codec_name)
-        config = LatentBayesConfig(n_candidates=settings.n_candidates, sigma=sigma)
-        return Variant(label, LatentBayesSeparator(codec, priors, config, device=device), CODEC_LABELS[codec_name], note)
+        config = LatentBayesConfig(n_candidates=settings.n_candidates, sigma=sigma, likelihood_weight=settings.magnitude_weight)
+        return Variant(label, LatentBayesSeparator(codec, priors, config, device=device, likelihood=likelihood),
+                       CODEC_LABELS[codec_name], note)
 
     builders = {
         "LASS VQ-VAE, paper counts": lambda label: lass_variant(
@@ -334,30 +365,76 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         "latent Bayes spectral": lambda label: bayes_variant(
             label, "spectral", float(counts("spectral")[1]["smoothing"]["sigma"]),
             "sigma: the kernel width the count smoothing chose on validation"),
+        MAGNITUDE_LASS: lambda label: lass_variant(
+            label, "spectral", magnitudes(), settings.magnitude_weight,
+            f"ours: smoothed counts times a Gaussian on the mixture's mel-band magnitudes (weights "
+            f"{settings.spectral_likelihood_weight:g} and {settings.magnitude_weight:g}), {settings.spectral_beams} beams",
+            n_beams=settings.spectral_beams),
+        MAGNITUDE_BAYES: lambda label: bayes_variant(
+            label, "spectral", 1.0, f"ours: the likelihood of the row above, {settings.n_candidates} candidates",
+            likelihood=magnitudes()),
     }
     return [build(label) for label, build in builders.items() if which is None or label in which]
 
 
-def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:
-    """Pick LASS's likelihood weight and the mask power on **validation** chunks (masked output, mean SDR
-    over classes and chunks). One search per ``lambda``; every power is scored from its codes."""
+def grid_on_validation(configure, grid: dict, dataset, indices, powers=(1.0, 2.0), desc="validation"):
+    """Score every point of ``grid`` (``{name: values}``) on **validation** chunks: masked-output SDR,
+    mean over classes and chunks. ``configure(**point)`` returns the separator of a point; one search
+    per point and chunk, every mask power scored from its codes.
+
+    Returns ``(best point with its mask_power, table of mean SDR per point and power)``.
+    """
+    import itertools
+
+    names = list(grid)
     rows = []
-    for lam in lambdas:
-        separator.config = separator.config.replace(likelihood_weight=float(lam))
-        for index in progress(list(indices), desc=f"validation lambda={lam}"):
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(names, values))
+        separator = configure(**point)
+        for index in progress(list(indices), desc=f"{desc} {point}"):
             item = dataset[index]
             codes, _ = search_codes(separator, item["mixture"])
             for power in powers:
                 estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), item["mixture"], "masked", power)
                 value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
-                rows.append({"likelihood_weight": lam, "mask_power": power, "id": item["id"], "sdr": float(value.mean())})
-    if not rows:                      # no validation chunk (a tiny smoke-test dataset): keep the defaults
-        return ({"likelihood_weight": float(separator.config.likelihood_weight), "mask_power": 2.0},
-                pd.DataFrame(columns=["likelihood_weight", "mask_power", "sdr"]))
-    frame = pd.DataFrame(rows)
-    table = frame.groupby(["likelihood_weight", "mask_power"], as_index=False)["sdr"].mean()
+                rows.append({**point, "mask_power": power, "id": item["id"], "sdr": float(value.nanmean())})
+    columns = names + ["mask_power"]
+    if not rows:                      # no validation chunk (a tiny smoke-test dataset)
+        return None, pd.DataFrame(columns=columns + ["sdr"])
+    table = pd.DataFrame(rows).groupby(columns, as_index=False)["sdr"].mean()
     best = table.loc[table["sdr"].idxmax()]
-    return {"likelihood_weight": float(best.likelihood_weight), "mask_power": float(best.mask_power)}, table
+    return {c: (int(best[c]) if isinstance(grid.get(c, [0.0])[0], int) else float(best[c])) for c in columns}, table
+
+
+def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:
+    """Pick LASS's likelihood weight and the mask power on **validation** chunks (masked output, mean SDR
+    over classes and chunks). One search per ``lambda``; every power is scored from its codes."""
+    def configure(likelihood_weight):
+        separator.config = separator.config.replace(likelihood_weight=float(likelihood_weight))
+        return separator
+
+    best, table = grid_on_validation(configure, {"likelihood_weight": list(lambdas)}, dataset, indices, powers)
+    if best is None:                  # keep the defaults
+        best = {"likelihood_weight": float(separator.config.likelihood_weight), "mask_power": 2.0}
+    return best, table
+
+
+def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
+                                   weights=(1.0, 3.0, 10.0), beams=(10, 32)) -> tuple[dict, pd.DataFrame]:
+    """Pick the magnitude likelihood's weight and the beam count of :data:`MAGNITUDE_LASS` on
+    **validation** chunks (the counts' weight and the mask power as chosen before)."""
+    def configure(magnitude_weight, spectral_beams):
+        chosen = VariantSettings(**{**settings.__dict__, "magnitude_weight": float(magnitude_weight),
+                                    "spectral_beams": int(spectral_beams)})
+        return build_variants(chosen, checkpoints=checkpoints, device=device, which={MAGNITUDE_LASS})[0].separator
+
+    best, table = grid_on_validation(configure, {"magnitude_weight": [float(w) for w in weights],
+                                                 "spectral_beams": [int(b) for b in beams]},
+                                     dataset, indices, powers=(settings.mask_power,), desc="validation magnitudes")
+    if best is None:
+        best = {"magnitude_weight": settings.magnitude_weight, "spectral_beams": settings.spectral_beams}
+    best.pop("mask_power", None)
+    return best, table
 
 
 def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums", "bass"), split="test", *,

@@ -168,24 +168,28 @@ SPECTRAL_SETTINGS = "lass_spectral_settings.json"
 
 
 def spectral_lass_defaults(folder) -> dict:
-    """The likelihood weight and mask power chosen on validation by the LASS audio chapter
-    (``<checkpoints>/lass/lass_spectral_settings.json``); lambda = 3, p = 2 when it is absent."""
+    """The settings chosen on validation by the LASS audio chapter
+    (``<checkpoints>/lass/lass_spectral_settings.json``): the counts' weight lambda, the mask power,
+    and, when chosen, the magnitude likelihood's weight (0: counts alone) and the beam count.
+    lambda = 3, p = 2, counts alone and 10 beams when the file is absent."""
     import json
     from pathlib import Path
 
+    defaults = {"likelihood_weight": 3.0, "mask_power": 2.0, "magnitude_weight": 0.0, "spectral_beams": 10}
     path = Path(folder).parent / "lass" / SPECTRAL_SETTINGS
     if path.exists():
         saved = json.loads(path.read_text())
-        return {"likelihood_weight": float(saved["likelihood_weight"]), "mask_power": float(saved["mask_power"])}
-    return {"likelihood_weight": 3.0, "mask_power": 2.0}
+        defaults.update({k: type(v)(saved[k]) for k, v in defaults.items() if k in saved})
+    return defaults
 
 
 def make_lass_spectral(sources: Sequence[str], *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
-                       n_beams: int = 10, likelihood_weight: float = -1.0, output: str = "masked", **_unused):
+                       n_beams: int = -1, likelihood_weight: float = -1.0, output: str = "masked", **_unused):
     """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its class
-    priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``; the output masks
-    the mixture with the decoded magnitudes (``output="raw"``: Griffin-Lim decodes). A negative
-    ``likelihood_weight`` takes the value chosen on validation."""
+    priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``, times the
+    magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`) when validation chose it;
+    the output masks the mixture with the decoded magnitudes (``output="raw"``: Griffin-Lim decodes).
+    A negative ``likelihood_weight`` or ``n_beams`` takes the value chosen on validation."""
     from pathlib import Path
 
     from sepcore.separation.count_files import load_counts_file
@@ -202,6 +206,12 @@ def make_lass_spectral(sources: Sequence[str], *, checkpoint="checkpoints/latent
     likelihood = SmoothedCountLikelihood(counts, codec.codebook, **metadata["smoothing"])
     defaults = spectral_lass_defaults(folder)
     weight = defaults["likelihood_weight"] if likelihood_weight < 0 else likelihood_weight
+    n_beams = defaults["spectral_beams"] if n_beams < 0 else n_beams
+    if defaults["magnitude_weight"] > 0:
+        from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood
+
+        likelihood = MagnitudeLikelihood(codec, counts=likelihood, counts_weight=weight / defaults["magnitude_weight"])
+        weight = defaults["magnitude_weight"]
     config = LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
                         mask_power=defaults["mask_power"])
     return LASSSeparator(codec, priors, likelihood, config, device=device).separate

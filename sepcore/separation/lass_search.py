@@ -307,6 +307,8 @@ class LASSSeparator:
 
     @torch.no_grad()
     def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.likelihood, "bind"):        # a likelihood of the mixture itself: it scores its frames
+            return self.likelihood.bind(x)
         return self.remap[self.vqvae.encode(x.to(self.device))]
 
     @torch.no_grad()

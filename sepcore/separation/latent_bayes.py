@@ -72,6 +72,7 @@ class LatentBayesConfig(ProfileConfig):
     batched_priors: bool = True        # priors as one StackedPriors call + cached likelihood factors
     output: str = "raw"                # raw decodes, or "masked": the mixture masked by them (masking.py)
     mask_power: float = 2.0
+    likelihood_weight: float = 1.0     # scales a likelihood of the mixture's frames (in place of Eq. 6)
 
     @classmethod
     def quick(cls):
@@ -154,7 +155,8 @@ class LatentBayesSeparator:
     mathematics is unchanged (equal to the one-by-one path up to float rounding).
     """
 
-    def __init__(self, vqvae: VQVAE, priors, config: LatentBayesConfig | None = None, device: str = "auto"):
+    def __init__(self, vqvae: VQVAE, priors, config: LatentBayesConfig | None = None, device: str = "auto",
+                 likelihood=None):
         if len(priors) < 2:
             raise ValueError(f"LatentBayesSeparator takes two or more priors, got {len(priors)}")
         self.device = resolve_device(device)
@@ -168,6 +170,9 @@ class LatentBayesSeparator:
                                  "train the prior on codes of this VQ-VAE")
         self.config = config or LatentBayesConfig()
         check_output(self.config.output)
+        if likelihood is not None and (self.n_sources != 2 or not hasattr(likelihood, "bind")):
+            raise ValueError("a mixture-frame likelihood (bind, bound) replaces Eq. 6 for two sources only")
+        self.likelihood = likelihood
         e = self.vqvae.codebook
         self.code_dist2 = (e.pow(2).sum(1)[:, None] - 2 * e @ e.T + e.pow(2).sum(1)[None]).clamp_min(0)  # (K, K)
         if self.n_sources == 2:
@@ -208,7 +213,11 @@ class LatentBayesSeparator:
         T = mixture.shape[-1]
         padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop)).to(self.device)
         mix_codes = self.vqvae.encode(padded)[0]                               # (S,)
+        if self.likelihood is not None:                # each frame its own table: a distinct "code" per frame
+            mix_codes = self.likelihood.bind(padded)[0]
+            frame_tables = self.likelihood.bound.to(self.device) * c.likelihood_weight     # (S, K * K)
         S = mix_codes.shape[0]
+        K = self.vqvae.config.codebook_size
         batched = c.batched_priors and self.stacked is not None
         tokens = torch.full((N, B, 1), self.priors[0].config.start_token, dtype=torch.long, device=self.device)
         state = None if batched else [None] * N
@@ -220,7 +229,13 @@ class LatentBayesSeparator:
         for s in range(S):
             log_p, state = self._log_probs(tokens, state, batched)           # (N, B, K)
             m = int(mix_codes[s])
-            if N > 2:
+            if self.likelihood is not None:
+                log_lik = frame_tables[s].reshape(K, K)
+                if c.method == "ancestral":
+                    chosen = torch.stack(sample_pairs_exact(log_p[0], log_p[1], log_lik, generator, c.temperature))
+                else:
+                    chosen = torch.stack(sample_pairs_kernel(log_p[0], log_p[1], log_lik, c, generator))
+            elif N > 2:
                 chosen = sample_tuples(log_p, self.code_dist2[:, m], self.gram, self.norms, weight, c, generator)
             elif c.method == "ancestral":
                 log_lik = factor = None

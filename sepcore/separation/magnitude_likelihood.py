@@ -1,0 +1,137 @@
+"""A likelihood of the mixture's magnitude frames given a pair of spectral codes (our extension).
+
+Why. LASS (paper 004) scores a code pair ``(i, j)`` by how often the mixture's *code* ``k``
+followed it in training, ``p(k | i, j)``. On the phase-free codec
+(:mod:`sepcore.models.spectral_codec`) the mixture's code equals the code of the sources' mean
+embedding at only ~6 % of frames, so one 8-bit code per frame says little about the pair. The
+mixture frame itself says much more: magnitudes of sources add up roughly linearly,
+``|M_s| ~ w (|X1_s| + |X2_s|)`` (``w`` the mixing weight of :mod:`sepcore.mixing`), so each pair
+predicts the frame and is scored by how well it does (a Gaussian on log features, in the spirit
+of paper 003's decoder likelihood and of factorial VQ):
+
+    log p(m_s | i, j) = - || f(w (A_i + A_j)) - f(|M_s| P) ||^2 / (2 sigma^2 n_bands)
+
+where ``A_k = D(k) P`` is the decoded magnitude frame of code ``k`` alone (the centre frame of a
+constant sequence of ``k``: the decoder's context of neighbouring frames is ignored),
+``P`` a mel filterbank of ``n_bands`` bands (non-negative weights, so additivity is kept; from
+``torchaudio``), and ``f(x) = log(1 + x / floor)`` the codec's feature map with its floor summed
+per band. The normaliser does not depend on ``(i, j)`` and is left out.
+
+Cost. ``f(w (A_i + A_j))`` for all ``K^2`` pairs is one ``(K^2, n_bands)`` table per codec;
+per mixture the scores of all pairs at all ``S`` frames are one matrix product
+``(K^2, n_bands) x (n_bands, S)`` (``||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2``), about 1 GFLOP
+for K = 256, 64 bands and 3 s of audio. The search keeps the best ``top_pairs`` pairs per frame
+(the interface of :class:`sepcore.separation.lass.CountLikelihood`: ``gather_slices`` of a
+frame's index). Written by hand: no library scores code pairs against a spectrogram.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sepcore.mixing import mixing_weight
+
+
+@torch.no_grad()
+def code_atoms(codec, context: int = 17) -> torch.Tensor:
+    """``(K, F)`` decoded magnitude frame of each code alone: the centre of a constant sequence of ``context`` codes."""
+    K = codec.config.codebook_size
+    device = codec.codebook.device
+    codes = torch.arange(K, device=device)[:, None].expand(K, context)
+    return codec.decode_magnitude(codes)[:, :, context // 2].float().cpu()
+
+
+def mel_bands(codec, n_bands: int) -> torch.Tensor:
+    """``(F, n_bands)`` mel filterbank (``torchaudio``) on the codec's STFT bins."""
+    import torchaudio
+
+    c = codec.config
+    return torchaudio.functional.melscale_fbanks(c.n_bins, 0.0, c.sample_rate / 2, n_bands, c.sample_rate,
+                                                 norm=None, mel_scale="htk")
+
+
+class MagnitudeLikelihood:
+    """Pair scores of one codec, not yet bound to a mixture; :meth:`bind` gives the per-frame tables.
+
+    With ``counts`` (a :class:`sepcore.separation.lass_smoothed.SmoothedCountLikelihood` of the same
+    codec) the two pieces of evidence multiply: ``log p = log p_mag(m_s | i, j) + counts_weight *
+    log p(k_s | i, j)``, ``k_s`` the mixture's code at frame ``s``.
+
+    Args:
+        codec: a :class:`sepcore.models.spectral_codec.SpectralCodec`.
+        sigma: the Gaussian's width in log-feature units (the likelihood weight of the search
+            plays the same role; both are chosen on validation).
+        n_bands: mel bands of the comparison; top_pairs: pairs kept per frame for the search.
+        counts, counts_weight: the count likelihood multiplied in, and its weight relative to this one.
+    """
+
+    n_sources = 2
+
+    def __init__(self, codec, sigma: float = 1.0, n_bands: int = 64, top_pairs: int = 8192, counts=None,
+                 counts_weight: float = 1.0):
+        if not hasattr(codec, "decode_magnitude"):
+            raise TypeError("MagnitudeLikelihood needs a codec with decode_magnitude (the spectral codec)")
+        self.codec, self.sigma, self.n_bands = codec, float(sigma), int(n_bands)
+        self.K = codec.config.codebook_size
+        self.top_pairs = min(int(top_pairs), self.K * self.K)
+        self.bands = mel_bands(codec, n_bands)                                    # (F, n_bands)
+        self.floor = codec.config.floor * self.bands.sum(0).clamp_min(1e-6)      # (n_bands,)
+        atoms = code_atoms(codec) @ self.bands                                    # (K, n_bands)
+        w = mixing_weight(2)
+        pair_mag = w * (atoms[:, None, :] + atoms[None, :, :])                    # (K, K, n_bands)
+        self.pair_features = self.features(pair_mag).reshape(self.K * self.K, n_bands)
+        self.pair_norms = self.pair_features.pow(2).sum(1)                        # (K^2,)
+        self.counts, self.counts_weight = counts, float(counts_weight)
+        self.device = torch.device("cpu")
+        self.bound: torch.Tensor | None = None
+
+    def features(self, band_magnitude: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(band_magnitude / self.floor)
+
+    def scores(self, target: torch.Tensor) -> torch.Tensor:
+        """``target (S, n_bands)`` band features of the mixture -> ``(S, K * K)`` log-likelihood of pair
+        ``i K + j`` at every frame (one matrix product: ``||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2``)."""
+        d2 = self.pair_norms[None, :] - 2 * target @ self.pair_features.T + target.pow(2).sum(1, keepdim=True)
+        return -d2.clamp_min(0) / (2 * self.sigma ** 2 * self.n_bands)
+
+    @torch.no_grad()
+    def frame_log_likelihood(self, mixture: torch.Tensor) -> torch.Tensor:
+        """``mixture (1, T)`` (``T`` a multiple of the hop) -> ``(S, K * K)`` log-likelihood of every pair at every frame."""
+        magnitude = self.codec.stft(mixture.to(self.codec.codebook.device)).abs()[0].float().cpu()   # (F, S)
+        return self.scores(self.features(magnitude.T @ self.bands))
+
+    def bind(self, mixture: torch.Tensor) -> torch.Tensor:
+        """Score every pair against ``mixture (1, T)``; returns the frame indices ``(1, S)`` the search
+        passes as "mixture codes" to :meth:`gather_slices` and :meth:`log_prob`."""
+        table = self.frame_log_likelihood(mixture)
+        if self.counts is not None:
+            with torch.no_grad():
+                mix_codes = self.codec.encode(mixture.to(self.codec.codebook.device))[0].cpu()[: table.shape[0]]
+            count_table = self.counts.table.permute(2, 0, 1).reshape(self.K, self.K * self.K)
+            table = table + self.counts_weight * count_table[mix_codes]
+        self.bound = table
+        self.slice_log_p, self.slice_pairs = table.topk(self.top_pairs, dim=1)                     # (S, L)
+        self.slice_log_p, self.slice_pairs = self.slice_log_p.to(self.device), self.slice_pairs.to(self.device)
+        return torch.arange(table.shape[0], device=self.device)[None]
+
+    def _check_bound(self):
+        if self.bound is None:
+            raise RuntimeError("bind(mixture) first: this likelihood scores the frames of one mixture")
+
+    def gather_slices(self, frames: torch.Tensor):
+        """``frames (R,)`` -> ``(i (R, L), j (R, L), log p (R, L))``: the best pairs of each frame."""
+        self._check_bound()
+        pairs = self.slice_pairs[frames]
+        return pairs // self.K, pairs % self.K, self.slice_log_p[frames]
+
+    def log_prob(self, i: torch.Tensor, j: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of pairs ``(i, j)`` at ``frames`` of the bound mixture (every pair, kept or not)."""
+        self._check_bound()
+        return self.bound[frames.long().cpu(), (i.long() * self.K + j.long()).cpu()].to(i.device)
+
+    def remap_unseen(self, codebook: torch.Tensor) -> torch.Tensor:
+        return torch.arange(self.K)
+
+    def to(self, device) -> MagnitudeLikelihood:
+        self.device = torch.device(device)
+        return self
