@@ -63,6 +63,8 @@ from sepcore.validation import (
 )
 
 Separator = Callable[[torch.Tensor], torch.Tensor]
+#: What a method is, for the tables: upper bounds (supervised, oracle) are never shown as plain methods.
+FAMILIES = ("baseline", "blind", "supervised", "oracle", "generative")
 #: Arguments every factory receives; any other keyword argument with a default is a knob.
 STANDARD_ARGUMENTS = ("sources", "checkpoint", "sample_rate", "device", "seed")
 #: Inputs shorter than this (at the method's rate) are zero-padded for the separation, then cropped back.
@@ -99,6 +101,18 @@ class MethodSpec:
     overlap_seconds: float = 0.5
     knob_specs: dict[str, Knob] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
+    family: str = "generative"
+    display_name: str | None = None          # the name in the tables (default: ``name``)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r} for {self.name}")
+
+    @property
+    def label(self) -> str:
+        """The table name, its family marked: ``"Conv-TasNet (supervised)"``, ``"IRM (oracle)"``."""
+        name = self.display_name or self.name
+        return {"supervised": f"{name} (supervised)", "oracle": f"{name} (oracle)"}.get(self.family, name)
 
     def load_factory(self) -> Callable:
         """Import the factory; a missing dependency raises :class:`MethodUnavailable`."""
@@ -158,6 +172,8 @@ def register_method(
     overlap_seconds: float = 0.5,
     knobs: dict[str, Knob] | None = None,
     requires: Sequence[str] = (),
+    family: str = "generative",
+    label: str | None = None,
     replace: bool = False,
 ) -> MethodSpec:
     """Add a method to the registry (see "Adding a method" in the module docstring).
@@ -168,20 +184,22 @@ def register_method(
             for any rate.
         chunk_seconds: length of the chunks long inputs are cut into (``None``: never chunk).
         requires: modules the factory imports lazily; the method is unavailable without them.
+        family: one of :data:`FAMILIES` (the results chapter groups and marks rows by it).
+        label: the method's name in the tables (default: ``name``).
     """
     if name in _REGISTRY and not replace:
         raise ValueError(f"method {name!r} is already registered; pass replace=True to override it")
     if isinstance(factory, str) and ":" not in factory:
         raise ValueError(f"factory path {factory!r} must look like 'package.module:function'")
     spec = MethodSpec(name, factory, description, needs_checkpoint, sample_rate, default_checkpoint,
-                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires))
+                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires), family, label)
     _REGISTRY[name] = spec
     return spec
 
 
-def list_methods() -> list[MethodSpec]:
-    """Every registered method, sorted by name (availability is checked only on request)."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+def list_methods(family: str | None = None) -> list[MethodSpec]:
+    """Every registered method (of ``family``), sorted by name (availability is checked only on request)."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY) if family is None or _REGISTRY[name].family == family]
 
 
 def get_method(name: str) -> MethodSpec:
@@ -325,21 +343,23 @@ def _langevin_knobs(n_levels: int, steps: tuple[int, int, int, int]) -> dict[str
 def _register_builtin_methods() -> None:
     """The methods shipped with the package; one line each (see "Adding a method")."""
     register_method("average", "sepcore.separation.naive:make_average",
-                    description="Every source is the same equal share of the mixture (paper 004, Table 2 'Average')",
-                    needs_checkpoint=False)
+                    description="Every source is the same equal share of the mixture (paper 004, Table 2 'Average'): "
+                                "m / (w N), the unprocessed mixture under mean mixing, the floor any method must beat",
+                    needs_checkpoint=False, family="baseline", label="mixture (ŝ = m)")
     register_method("crossover", "sepcore.separation.naive:make_crossover",
                     description="Naive two-band split: the low band to bass, the rest to the other source",
-                    needs_checkpoint=False,
+                    needs_checkpoint=False, family="baseline",
                     knobs={"cutoff_hz": Knob(150.0, 40.0, 1000.0, 10.0, help="crossover frequency in Hz"),
                            "low_source": Knob("bass", help="the source that gets the low band")})
     # Blind baselines (sepcore.separation.blind) and the supervised Conv-TasNet, through adapters.
-    for key, description in BLIND_METHODS.items():
+    for key, (label, description) in BLIND_METHODS.items():
         register_method(key, f"sepcore.separation.adapters:make_{key}", description=description,
-                        needs_checkpoint=False, sample_rate=22050, requires=("sepcore.separation.blind",))
+                        needs_checkpoint=False, sample_rate=22050, requires=("sepcore.separation.blind",),
+                        family="blind", label=label)
     register_method("conv-tasnet", "sepcore.separation.adapters:make_convtasnet",
                     description="Supervised Conv-TasNet (an upper bound: trained on mixture/source pairs)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/supervised/convtasnet.pt",
-                    requires=("sepcore.separation.supervised",))
+                    requires=("sepcore.separation.supervised",), family="supervised", label="Conv-TasNet")
     # Generative methods with the committed default-profile checkpoints.
     register_method("langevin", "sepcore.separation.adapters:make_langevin",
                     description="Annealed Langevin with noise-conditioned flow priors (toy sources; Frank, BASIS)",
@@ -357,7 +377,7 @@ def _register_builtin_methods() -> None:
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/flows",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs=_langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)),
-                    requires=("sepcore.separation.langevin",))
+                    requires=("sepcore.separation.langevin",), label="Langevin (flow priors)")
     register_method("langevin-score", "sepcore.separation.adapters:make_langevin_score",
                     description="Annealed Langevin with score priors (DSM-trained denoisers) of the Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/score",
@@ -371,7 +391,7 @@ def _register_builtin_methods() -> None:
                     needs_checkpoint=True, sample_rate=22050,
                     default_checkpoint="checkpoints/variational/slakh_truncnormal.pt",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
-                    requires=("sepcore.separation.variational",))
+                    requires=("sepcore.separation.variational",), label="variational (truncated normal)")
     register_method("variational-score-slakh", "sepcore.separation.adapters:make_variational",
                     description="Amortised variational separation trained against the score priors (Slakh-format drums, bass)",
                     needs_checkpoint=True, sample_rate=22050,
@@ -386,14 +406,14 @@ def _register_builtin_methods() -> None:
                     knobs={"sigma": Knob(0.4, 0.05, 1.0, 0.05, help="latent likelihood width (paper 0.1, code 0.4)"),
                            "n_candidates": Knob(16, 1, 64, 1, help="candidates B"),
                            "alpha": Knob(0.0, 0.0, 1.0, 0.5, help="rejection: weight of the time-domain likelihood")},
-                    requires=("sepcore.separation.latent_bayes",))
+                    requires=("sepcore.separation.latent_bayes",), label="latent Bayes (LQ-VAE, rejection α=0)")
     register_method("lass", "sepcore.separation.adapters:make_lass",
                     description="LASS: count likelihood + beam search over latent priors (Postolache et al.; drums+bass, or drums+bass+guitar)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs={"n_beams": Knob(10, 1, 32, 1, help="beams (or candidates for the samplers)"),
                            "likelihood_weight": Knob(3.0, 0.0, 10.0, 0.5, help="lambda"),
                            "sampler": Knob("beam", choices=("greedy", "beam", "ancestral", "top_k", "top_p"), help="search or sampling rule")},
-                    requires=("sepcore.separation.lass_search",))
+                    requires=("sepcore.separation.lass_search",), label="LASS (beam, 10 beams)")
     register_method("lass-spectral", "sepcore.separation.adapters:make_lass_spectral",
                     description="LASS over a phase-free spectral codec, smoothed counts times a magnitude likelihood "
                                 "when validation chose it, masked output (our extension; drums+bass)",
@@ -405,15 +425,15 @@ def _register_builtin_methods() -> None:
                     requires=("sepcore.separation.lass_search",))
 
 
-#: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment).
+#: The blind baselines of sepcore.separation.blind (two sources, fixed class assignment): (label, description).
 BLIND_METHODS = {
-    "rpca": "Blind: robust PCA, sparse part to the foreground class (Huang et al. 2012)",
-    "ica": "Blind: FastICA on the magnitude spectrogram",
-    "hpss": "Blind: harmonic/percussive median filtering (Fitzgerald 2010)",
-    "repet": "Blind: REPET, repeating background (Rafii & Pardo 2012)",
-    "repet_sim": "Blind: REPET-SIM, similar-frame background (Rafii & Pardo 2012)",
-    "ft2d": "Blind: 2-D Fourier transform foreground/background (Seetharaman et al. 2017)",
-    "nmf": "Blind: NMF components split by spectral centroid",
+    "rpca": ("rPCA", "Blind: robust PCA, sparse part to the foreground class (Huang et al. 2012)"),
+    "ica": ("ICA", "Blind: FastICA on the magnitude spectrogram"),
+    "hpss": ("HPSS", "Blind: harmonic/percussive median filtering (Fitzgerald 2010)"),
+    "repet": ("REPET", "Blind: REPET, repeating background (Rafii & Pardo 2012)"),
+    "repet_sim": ("REPET-SIM", "Blind: REPET-SIM, similar-frame background (Rafii & Pardo 2012)"),
+    "ft2d": ("FT2D", "Blind: 2-D Fourier transform foreground/background (Seetharaman et al. 2017)"),
+    "nmf": ("NMF", "Blind: NMF components split by spectral centroid"),
 }
 
 

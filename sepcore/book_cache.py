@@ -6,7 +6,9 @@ stored in ``book/executed/NN_name.ipynb`` (``metadata["sepcore"]["cache_key"]``)
 
 * the chapter's source (``notebooks/NN_name.md``) and the profile and parameters it runs with;
 * the package: its version and a hash of every ``sepcore/**/*.py`` file;
-* the committed checkpoints: a hash of every file under ``checkpoints/`` (resume states excluded);
+* the committed checkpoints: a hash of every file under ``checkpoints/`` (resume states excluded,
+  and the files a chapter itself writes there, :data:`CHAPTER_OUTPUTS`: a chapter's output is not
+  an input of the chapters that ran before it);
 * the data manifests of the rendered dataset under the data root (``absent`` when not rendered).
 
 A chapter that *collects* other chapters' tables (:data:`COLLECTORS`, e.g. the results chapter) is
@@ -26,6 +28,8 @@ from sepcore.utils import REPO_ROOT, file_sha256
 
 COLLECTORS = frozenset({"12_results", "13_explore"})
 EXCLUDED_SUFFIXES = (".state.pt", ".tmp", ".pyc")
+#: Files under ``checkpoints/`` that a chapter writes (the LASS audio chapter's validation choice).
+CHAPTER_OUTPUTS = frozenset({"lass/lass_spectral_settings.json"})
 
 
 def _files_digest(paths: Iterable[Path], root: Path) -> str:
@@ -44,8 +48,9 @@ def package_digest(root: Path = REPO_ROOT) -> str:
 
 
 def checkpoints_digest(root: Path = REPO_ROOT) -> str:
-    """A hash of every file under ``checkpoints/`` except training resume states."""
-    return _files_digest((root / "checkpoints").rglob("*"), root)
+    """A hash of every file under ``checkpoints/`` except training resume states and :data:`CHAPTER_OUTPUTS`."""
+    folder = root / "checkpoints"
+    return _files_digest((p for p in folder.rglob("*") if p.relative_to(folder).as_posix() not in CHAPTER_OUTPUTS), root)
 
 
 def data_digest(data_root: Path) -> str:

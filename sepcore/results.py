@@ -1,15 +1,15 @@
-"""Every method side by side: a registry of separators, one chunk selection, the main table.
+"""Every method side by side: which registered methods the main table scores, the oracles, the table.
 
-**Registry.** A :class:`MethodSpec` says how to build a method's separator for a dataset
-(``build(dataset, classes, sample_rate) -> separate``) and which *family* it belongs to:
-``blind``, ``supervised`` (an upper bound: it trains on (mixture, sources) pairs), ``oracle``
-(an upper bound: it reads the true sources) or ``generative``. The blind baselines, the ideal
-masks and the Conv-TasNet are registered here, and :func:`register_generative` adds the
-generative methods of the user API. Two oracles of their own kind, the codec ceilings
-(:data:`CODEC_ORACLES`), decode the codes of the true sources with the committed LQ-VAE and VQ-VAE:
-the latent methods return such decodes, so these rows say what their codec lets them reach.
-Another method joins the results chapter by calling
-:func:`register`, or by writing its per-chunk scores (the frame returned by
+**Methods.** There is one registry, :mod:`sepcore.api`: each method's family (``baseline``,
+``blind``, ``supervised``: an upper bound that trains on (mixture, sources) pairs, or
+``generative``) and label come from its registration. :data:`TABLE_METHODS` says which of them the
+main table scores, on which pairs (a generative method has priors for some pairs only) and with
+which knobs under the ``quick`` profile; a new method joins the table with one line there.
+Only the **dataset-bound oracles** live here (:data:`ORACLES`): the ideal masks and the codec
+ceilings read the true sources of the chunk being separated, which no user-facing separator can.
+The codec ceilings decode the codes of the true sources with the committed LQ-VAE and VQ-VAE: the
+latent methods return such decodes, so these rows say what their codec lets them reach.
+A method can also join the results chapter by writing its per-chunk scores (the frame returned by
 :func:`sepcore.evaluation.evaluate` plus a ``pair`` column, e.g. ``drums/bass``) to
 ``tables/<chapter>/per_chunk*.csv``, which :func:`collect_external` reads.
 
@@ -26,76 +26,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sepcore.api import FAMILIES
 from sepcore.models.convtasnet import TABLE1_PAIRS
 
-FAMILIES = ("baseline", "blind", "supervised", "oracle", "generative")
 PAIRS = TABLE1_PAIRS
+DRUMS_BASS = frozenset({("drums", "bass")})
+
+#: The registered methods the main table scores, in its row order: (method, the pairs it has models
+#: for, ``None`` for every pair; its knobs under the quick profile, a smoke test of the plumbing).
+TABLE_METHODS = (
+    *((name, None, {}) for name in ("rpca", "ica", "hpss", "repet", "repet_sim", "ft2d", "nmf", "average")),
+    ("conv-tasnet", None, {}),
+    ("lass", DRUMS_BASS, {}),
+    ("latent-bayes", DRUMS_BASS | {("drums", "guitar"), ("guitar", "bass")}, {}),
+    ("langevin-slakh", DRUMS_BASS, {"n_levels": 2, "steps_per_level": 5}),
+    ("variational-slakh", DRUMS_BASS, {}),
+)
+# Langevin differentiates both flows over the whole chunk at every step: it gets fewer chunks
+GENERATIVE_CHUNKS = {"Langevin (flow priors)": {"quick": 1, "default": 2, "full": None}}
 
 
-@dataclass
-class MethodSpec:
-    name: str
+@dataclass(frozen=True)
+class TableRow:
+    """One row of the main table: ``build(dataset) -> separate(mixture) -> (n_sources, time)``, or
+    ``None`` for a dataset whose pair the method has no models for."""
+
+    label: str
     family: str
-    build: Callable                  # (dataset, classes, sample_rate) -> separate(mixture) -> (n_sources, time)
+    build: Callable
     note: str = ""
 
-    def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r} for {self.name}")
 
-    @property
-    def label(self) -> str:
-        """Name with its family marked: upper bounds are never shown as plain methods."""
-        return {"supervised": f"{self.name} (supervised)", "oracle": f"{self.name} (oracle)"}.get(self.family, self.name)
+def oracle_label(name: str) -> str:
+    return f"{name} (oracle)"
 
 
-REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register(spec: MethodSpec, replace: bool = False) -> MethodSpec:
-    if spec.name in REGISTRY and not replace:
-        raise ValueError(f"method {spec.name!r} is already registered; pass replace=True to override it")
-    REGISTRY[spec.name] = spec
-    return spec
-
-
-def _blind(method: str):
-    def build(dataset, classes, sample_rate):
-        from sepcore.separation.blind import BlindSeparator
-
-        return BlindSeparator(method, classes, sample_rate)
-    return build
-
-
-def _oracle(kind: str):
-    def build(dataset, classes, sample_rate):
+def _mask_oracle(kind: str):
+    def build(dataset):
         from sepcore.separation.oracle import oracle_separator
 
         return oracle_separator(dataset, kind)
     return build
 
 
-BLIND_NAMES = {"rpca": "rPCA", "ica": "ICA", "hpss": "HPSS", "repet": "REPET", "repet_sim": "REPET-SIM",
-               "ft2d": "FT2D", "nmf": "NMF"}
-for _method, _name in BLIND_NAMES.items():
-    register(MethodSpec(_name, "blind", _blind(_method), "fixed class assignment (sepcore.separation.blind)"))
-
-
-def _mixture(dataset, classes, sample_rate):
-    from sepcore.separation.naive import average
-
-    return lambda mixture: average(mixture, len(classes))
-
-
-register(MethodSpec("mixture (ŝ = m)", "baseline", _mixture, "every source estimated by the unprocessed mixture "
-                    "(m / (w N)): the floor any method must beat"))
-register(MethodSpec("IRM", "oracle", _oracle("irm"), "ideal ratio mask, |S_k| / sum_j |S_j|"))
-register(MethodSpec("IBM", "oracle", _oracle("ibm"), "ideal binary mask"))
-MASK_ORACLES = ("IRM", "IBM")
-
-
 def _codec_oracle(kind: str):
-    def build(dataset, classes, sample_rate):
+    def build(dataset):
         from sepcore.checkpoints import load_model
         from sepcore.models.vqvae import VQVAE
         from sepcore.separation.oracle import codec_oracle_separator
@@ -106,56 +81,47 @@ def _codec_oracle(kind: str):
     return build
 
 
+MASK_ORACLES = ("IRM", "IBM")
 # The codec ceilings of the latent methods: the committed autoencoders' decodes of the true sources' codes.
 CODEC_ORACLES = {"LQ-VAE codes": "lqvae", "VQ-VAE codes": "vqvae"}
-for _name, _kind in CODEC_ORACLES.items():
-    register(MethodSpec(_name, "oracle", _codec_oracle(_kind),
-                        f"D(Q(E(s_k))) with checkpoints/latents/{_kind}.pt: the ceiling of code-sequence estimates"))
+#: The dataset-bound oracles: name -> (build(dataset) -> separate, note).
+ORACLES = {
+    "IRM": (_mask_oracle("irm"), "ideal ratio mask, |S_k| / sum_j |S_j|"),
+    "IBM": (_mask_oracle("ibm"), "ideal binary mask"),
+    **{name: (_codec_oracle(kind), f"D(Q(E(s_k))) with checkpoints/latents/{kind}.pt: the ceiling of code-sequence "
+              "estimates") for name, kind in CODEC_ORACLES.items()},
+}
 
 
-def register_supervised(checkpoint: str | Path, device: str = "auto", name: str = "Conv-TasNet") -> MethodSpec:
-    """Register the Conv-TasNet at ``checkpoint`` (replacing an earlier registration)."""
-    def build(dataset, classes, sample_rate):
-        from sepcore.separation.supervised import load_supervised
+def _registered_row(method: str, pairs, knobs: dict, *, device, seed: int, checkpoint=None) -> TableRow:
+    from sepcore.api import build_separator, get_method
 
-        return load_supervised(checkpoint, classes, sample_rate, device)
-    return register(MethodSpec(name, "supervised", build, f"trained on (mixture, sources) pairs; {Path(checkpoint).name}"),
-                    replace=True)
+    spec = get_method(method)
 
-
-# The generative methods, through the user API (sepcore.api) with the committed default checkpoints:
-# (results name, API method, the pairs it has priors for, knobs under the quick profile).
-DRUMS_BASS = {("drums", "bass")}
-GENERATIVE = (
-    ("LASS (beam, 10 beams)", "lass", DRUMS_BASS, {}),
-    ("latent Bayes (LQ-VAE, rejection α=0)", "latent-bayes", DRUMS_BASS | {("drums", "guitar"), ("guitar", "bass")}, {}),
-    ("Langevin (flow priors)", "langevin-slakh", DRUMS_BASS, {"n_levels": 2, "steps_per_level": 5}),
-    ("variational (truncated normal)", "variational-slakh", DRUMS_BASS, {}),
-)
-# Langevin differentiates both flows over the whole chunk at every step: it gets fewer chunks
-GENERATIVE_CHUNKS = {"Langevin (flow priors)": {"quick": 1, "default": 2, "full": None}}
+    def build(dataset):
+        if pairs is not None and tuple(dataset.classes) not in pairs:
+            return None
+        return build_separator(method, tuple(dataset.classes), checkpoint=checkpoint, sample_rate=dataset.sample_rate,
+                               device=device, seed=seed, **knobs)
+    return TableRow(spec.label, spec.family, build, spec.description)
 
 
-def register_generative(profile: str, device="auto", seed: int = 0) -> list[MethodSpec]:
-    """Register :data:`GENERATIVE`; a method's builder returns ``None`` for a pair it has no priors for.
-    Under ``quick`` the methods take their quick knobs (a smoke test of the plumbing only)."""
-    specs = []
-    for name, method, pairs, quick_knobs in GENERATIVE:
-        knobs = quick_knobs if profile == "quick" else {}
-
-        def build(dataset, classes, sample_rate, method=method, pairs=pairs, knobs=knobs):
-            from sepcore.api import build_separator
-
-            if tuple(classes) not in pairs:
-                return None
-            return build_separator(method, tuple(classes), sample_rate=sample_rate, device=device, seed=seed, **knobs)
-        specs.append(register(MethodSpec(name, "generative", build, f"sepcore.api method {method!r}"), replace=True))
-    return specs
+def table_rows(profile: str, *, device="auto", seed: int = 0, supervised_checkpoint: str | Path | None = None) -> list[TableRow]:
+    """The main table's rows: :data:`TABLE_METHODS` through :func:`sepcore.api.build_separator` (the
+    Conv-TasNet from ``supervised_checkpoint`` when given, else its committed default), with the
+    :data:`ORACLES` after the baselines, in the order the table shows them within each family."""
+    rows = []
+    for method, pairs, quick_knobs in TABLE_METHODS:
+        if method == "conv-tasnet":              # the oracles before the upper bound that trains
+            rows += [TableRow(oracle_label(name), "oracle", build, note) for name, (build, note) in ORACLES.items()]
+        rows.append(_registered_row(method, pairs, quick_knobs if profile == "quick" else {}, device=device, seed=seed,
+                                    checkpoint=supervised_checkpoint if method == "conv-tasnet" else None))
+    return rows
 
 
-def chunk_budget(name: str, profile: str, default: int | None) -> int | None:
-    """How many chunks a method is scored on: :data:`GENERATIVE_CHUNKS` or ``default``."""
-    return GENERATIVE_CHUNKS.get(name, {}).get(profile, default)
+def chunk_budget(label: str, profile: str, default: int | None) -> int | None:
+    """How many chunks a method (by its table label) is scored on: :data:`GENERATIVE_CHUNKS` or ``default``."""
+    return GENERATIVE_CHUNKS.get(label, {}).get(profile, default)
 
 
 def spread_indices(n_items: int, n: int | None) -> list[int]:

@@ -38,6 +38,9 @@ def test_the_key_follows_every_input_and_nothing_else(tree):
     assert key(tree) == base                                              # deterministic
     (root / "checkpoints" / "flows" / "toy.pt.state.pt").write_bytes(b"resume")
     assert key(tree) == base                                              # resume states do not count
+    (root / "checkpoints" / "lass").mkdir()
+    (root / "checkpoints" / "lass" / "lass_spectral_settings.json").write_text("{}")
+    assert key(tree) == base                                              # nor what a chapter writes there
     assert key(tree, profile="quick") != base
     assert key(tree, parameters={"seed": 1}) != base
     changes = [lambda: chapter.write_text("# demo, edited\n"),

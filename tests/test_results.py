@@ -1,16 +1,19 @@
-"""The results registry and the main table: labels, chunk selection and the aggregation's numbers."""
+"""The results table: its rows come from the one registry (sepcore.api), labels, chunk selection and the
+aggregation's numbers; no second registry."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from sepcore import api
 from sepcore.results import (
-    REGISTRY,
-    MethodSpec,
+    ORACLES,
+    TABLE_METHODS,
     collect_external,
     main_table,
-    register,
     spread_indices,
+    table_rows,
 )
 
 
@@ -20,14 +23,49 @@ def test_spread_indices_are_even_and_cover_the_ends():
     assert spread_indices(7, None) == list(range(7))
 
 
-def test_upper_bounds_are_labelled_and_families_checked():
-    assert REGISTRY["IRM"].label == "IRM (oracle)"
-    assert REGISTRY["IBM"].family == "oracle"
-    assert REGISTRY["HPSS"].label == "HPSS"
+def test_rows_come_from_the_registry_labelled_by_family_with_the_oracles():
+    rows = {row.label: row for row in table_rows("quick", device="cpu")}
+    assert rows["HPSS"].family == "blind" and rows["mixture (ŝ = m)"].family == "baseline"
+    assert rows["Conv-TasNet (supervised)"].family == "supervised"
+    assert rows["IRM (oracle)"].family == "oracle" and rows["VQ-VAE codes (oracle)"].family == "oracle"
+    assert rows["LASS (beam, 10 beams)"].family == "generative"
+    assert len(rows) == len(TABLE_METHODS) + len(ORACLES)
+    assert api.get_method("conv-tasnet").label == "Conv-TasNet (supervised)"
     with pytest.raises(ValueError, match="family"):
-        MethodSpec("x", "magic", lambda *a: None)
-    with pytest.raises(ValueError, match="already registered"):
-        register(MethodSpec("HPSS", "blind", lambda *a: None))
+        api.register_method("x-magic", "a.b:c", description="", needs_checkpoint=False, family="magic")
+    assert "x-magic" not in {m.name for m in api.list_methods()}
+    assert {m.name for m in api.list_methods("blind")} == set(api.BLIND_METHODS)
+
+
+def test_a_row_builds_the_registered_separator_and_skips_pairs_without_models():
+    class Data:
+        classes, sample_rate = ("drums", "guitar"), 22050
+
+    rows = {row.label: row for row in table_rows("quick", device="cpu")}
+    assert rows["LASS (beam, 10 beams)"].build(Data()) is None                 # priors for drums/bass only
+    mixture = torch.randn(22050)
+    expected = api.build_separator("average", Data.classes, sample_rate=22050)(mixture)
+    assert torch.equal(rows["mixture (ŝ = m)"].build(Data())(mixture), expected)
+
+
+def test_there_is_one_method_registry():
+    """Only sepcore.api registers methods: no other module defines a MethodSpec or a registry of specs."""
+    import ast
+    from pathlib import Path
+
+    package = Path(api.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "MethodSpec" and path.name != "api.py":
+                offenders.append(f"{path.name}: class MethodSpec")
+            if isinstance(node, ast.FunctionDef) and node.name in ("register", "register_method") and path.name != "api.py":
+                offenders.append(f"{path.name}: def {node.name}")
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and path.name != "api.py":
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                offenders += [f"{path.name}: {t.id}" for t in targets if isinstance(t, ast.Name) and "REGISTRY" in t.id]
+    assert offenders == []
 
 
 def test_main_table_mean_and_std_over_chunks():

@@ -102,12 +102,13 @@ def split_method(method: str) -> tuple[str, str]:
 
 
 def baselines(data, indices) -> pd.DataFrame:
-    from sepcore.results import REGISTRY
+    from sepcore.api import build_separator, get_method
 
     frames = []
-    for name in ("mixture (ŝ = m)", "HPSS"):
-        spec = REGISTRY[name]
-        frame = evaluate(data, spec.build(data, data.classes, data.sample_rate), method=spec.label, indices=indices)
+    for name in ("average", "hpss"):                     # the mixture itself (m / (w N)) and the best blind baseline
+        spec = get_method(name)
+        separate = build_separator(name, tuple(data.classes), sample_rate=data.sample_rate)
+        frame = evaluate(data, separate, method=spec.label, indices=indices)
         frames.append(frame.assign(family=spec.family))
     return pd.concat(frames, ignore_index=True)
 
