@@ -56,13 +56,16 @@ def test_missing_prior_names_the_file():
         sepcore.separate(_toy_mixture(), method="langevin", sources=("drums", "bass"), sample_rate=14700)
 
 
-def test_results_registry_builds_generative_methods_only_where_they_have_priors():
-    from sepcore.results import REGISTRY, chunk_budget, register_generative
+def test_results_rows_build_generative_methods_only_where_they_have_priors():
+    from sepcore.results import chunk_budget, table_rows
 
-    specs = register_generative("quick", device="cpu")
-    assert {spec.name for spec in specs} <= set(REGISTRY) and all(s.family == "generative" for s in specs)
-    langevin = REGISTRY["Langevin (flow priors)"]
-    assert langevin.build(None, ("drums", "guitar"), 22050) is None          # no guitar flow prior
+    class DrumsGuitar:
+        classes, sample_rate = ("drums", "guitar"), 22050
+
+    generative = [row for row in table_rows("quick", device="cpu") if row.family == "generative"]
+    assert {row.label for row in generative} >= {"Langevin (flow priors)", "LASS (beam, 10 beams)"}
+    langevin = next(row for row in generative if row.label == "Langevin (flow priors)")
+    assert langevin.build(DrumsGuitar()) is None                              # no guitar flow prior
     assert chunk_budget("Langevin (flow priors)", "default", 8) == 2
     assert chunk_budget("LASS (beam, 10 beams)", "default", 8) == 8
 
