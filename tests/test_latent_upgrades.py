@@ -270,3 +270,19 @@ def test_count_files_refuse_a_table_counted_over_another_codec(tmp_path):
         load_counts(tmp_path / "state.pt", expect_vqvae=other)
     with pytest.raises(ValueError, match="another codec"):
         load_counts_file(tmp_path / "compact.pt", expect_vqvae=other)
+
+
+def test_codecs_pad_to_their_hop_encode_and_crop_back():
+    import torch.nn.functional as F
+
+    spectral = tiny_codec()
+    wave = VQVAE(VQVAEConfig(strides=(2, 2), width=8, res_depth=1, codebook_size=6, code_dim=4))
+    for codec in (spectral, wave):
+        hop = codec.config.hop
+        x = torch.randn(2, 5 * hop + 3)
+        padded = codec.pad_to_hop(x)
+        assert padded.shape[-1] == 6 * hop and torch.equal(padded[..., : x.shape[-1]], x)
+        assert torch.equal(padded[..., x.shape[-1]:], torch.zeros(2, hop - 3))
+        codes = codec.encode_padded(x)
+        assert codes.shape == (2, 6) and torch.equal(codes, codec.encode(F.pad(x, (0, hop - 3))))
+        assert codec.decode_cropped(codes, x.shape[-1]).shape == x.shape

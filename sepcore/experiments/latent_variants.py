@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from sepcore.metrics import sdr, si_sdr
 from sepcore.models.vqvae import pair_code_table
@@ -47,14 +46,10 @@ class Variant:
     extra: dict = field(default_factory=dict)
 
 
-def _pad(x: torch.Tensor, hop: int) -> torch.Tensor:
-    return F.pad(x.float(), (0, (-x.shape[-1]) % hop))
-
-
 @torch.no_grad()
 def true_codes(codec, sources: torch.Tensor) -> torch.Tensor:
     """``(N, T)`` true sources -> ``(N, S)`` codes."""
-    return codec.encode(_pad(sources, codec.config.hop).to(codec.codebook.device)).cpu()
+    return codec.encode_padded(sources).cpu()
 
 
 @torch.no_grad()
@@ -64,7 +59,7 @@ def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.
     from sepcore.separation.latent_bayes import prior_scores
 
     codec = separator.vqvae
-    padded = _pad(mixture.reshape(1, -1), codec.config.hop).to(separator.device)
+    padded = codec.pad_to_hop(mixture.reshape(1, -1)).to(separator.device)
     if isinstance(separator, LASSSeparator):
         mix_codes = separator._codes(padded)
         result = lass_search(separator.priors, separator.likelihood, mix_codes, separator.config,
@@ -155,7 +150,7 @@ def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict
             codes = true_codes(codec, item["sources"])
             if label not in pair_tables:
                 pair_tables[label] = pair_code_table(codec).cpu()
-            mix_codes = codec.encode(_pad(mixture.reshape(1, -1), codec.config.hop).to(codec.codebook.device))[0].cpu()
+            mix_codes = codec.encode_padded(mixture.reshape(1, -1))[0].cpu()
             S = min(codes.shape[-1], mix_codes.shape[0])
             consistent = pair_tables[label][codes[0, :S], codes[1, :S]] == mix_codes[:S]
             diagnostics.append({"variant": f"{label} codes", "codec": label, "id": item["id"],

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sepcore.mixing import mix
-from sepcore.models.vqvae import Quantizer, pair_code_table  # noqa: F401  (pair_code_table works on this codec)
+from sepcore.models.vqvae import HopPadding, Quantizer, pair_code_table  # noqa: F401  (pair_code_table works on this codec)
 from sepcore.profiles import ProfileConfig
 
 
@@ -75,7 +75,7 @@ def _stack(width: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*[_Residual(width, 2**d) for d in range(depth)])
 
 
-class SpectralCodec(nn.Module):
+class SpectralCodec(HopPadding, nn.Module):
     """Encoder, quantiser and decoder over log-magnitude frames; the API of :class:`sepcore.models.vqvae.VQVAE`
     (``encode``, ``decode``, ``embed``, ``codebook``, ``encode_continuous``, ``quantizer``) plus
     ``decode_magnitude`` and ``magnitude``."""

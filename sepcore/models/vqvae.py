@@ -236,7 +236,24 @@ def multiresolution_stft_loss(x: torch.Tensor, y: torch.Tensor, ffts=(2048, 512,
     return torch.stack(losses).mean() if losses else x.new_zeros(())
 
 
-class VQVAE(nn.Module):
+class HopPadding:
+    """For codecs with one code per ``config.hop`` samples of audio ``(..., T)``: pad to a multiple of
+    the hop, encode, and crop decodes back (the one place the latent methods pad and crop)."""
+
+    def pad_to_hop(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., T) -> (..., T + (-T mod hop))`` float, zero-padded at the end."""
+        return F.pad(x.float(), (0, (-x.shape[-1]) % self.config.hop))
+
+    def encode_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, T) -> (batch, ceil(T / hop))`` codes, on the codec's device."""
+        return self.encode(self.pad_to_hop(x).to(self.codebook.device))
+
+    def decode_cropped(self, codes: torch.Tensor, length: int) -> torch.Tensor:
+        """``(batch, S) -> (batch, length)``: the decode, cropped to the audio's length."""
+        return self.decode(codes)[..., :length]
+
+
+class VQVAE(HopPadding, nn.Module):
     """Encoder E, quantiser B_Q, decoder D (paper 003 Sec. 3.1); an LQ-VAE when ``lin_weight > 0``."""
 
     def __init__(self, config: VQVAEConfig):

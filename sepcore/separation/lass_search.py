@@ -39,7 +39,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from sepcore.mixing import mix
 from sepcore.models.stacked_prior import StackedPriors
@@ -315,8 +314,7 @@ class LASSSeparator:
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
         """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample."""
         T = mixture.shape[-1]
-        hop = self.vqvae.config.hop
-        padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop))
+        padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1))
         result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
                              self.stacked)
         self.last = result

@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from sepcore.metrics import sdr
 from sepcore.mixing import mixing_weight
@@ -209,9 +208,8 @@ class LatentBayesSeparator:
         N = self.n_sources
         generator = generator or torch.Generator().manual_seed(c.seed)
         started = time.perf_counter()
-        hop = self.vqvae.config.hop
         T = mixture.shape[-1]
-        padded = F.pad(mixture.reshape(1, -1).float(), (0, (-T) % hop)).to(self.device)
+        padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1)).to(self.device)
         mix_codes = self.vqvae.encode(padded)[0]                               # (S,)
         if self.likelihood is not None:                # each frame its own table: a distinct "code" per frame
             mix_codes = self.likelihood.bind(padded)[0]

@@ -100,14 +100,11 @@ def codec_oracle_separator(dataset: Sequence[dict], vqvae, indices: Sequence[int
     of its hop, encoded, decoded and cropped back.
     """
     lookup = _reference_lookup(dataset, indices)
-    device = vqvae.codebook.device
 
     @torch.no_grad()
     def separate(mixture: torch.Tensor) -> torch.Tensor:
         sources = torch.as_tensor(lookup(mixture)).float()
-        T = sources.shape[-1]
-        padded = torch.nn.functional.pad(sources, (0, (-T) % vqvae.config.hop)).to(device)
-        return vqvae.decode(vqvae.encode(padded)).float().cpu()[:, :T]
+        return vqvae.decode_cropped(vqvae.encode_padded(sources), sources.shape[-1]).float().cpu()
 
     separate.oracle = True
     return separate
