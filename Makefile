@@ -10,7 +10,9 @@ install:
 
 ## Execute every chapter and the benchmarks (regenerating tables/ under the default profile), build the HTML book.
 ## Chapters whose inputs are unchanged are reused from book/executed/ (sepcore.book_cache); FORCE=1 executes all.
+## The profile's dataset is rendered first (once), so that the cache keys of the committed chapters can match.
 book: install
+	$(PY) -m sepcore.data.render --profile $(PROFILE)
 	$(PY) -m sepcore.book run --profile $(PROFILE) $(if $(FORCE),--force)
 	$(MAKE) benchmarks PROFILE=$(PROFILE)
 	$(PY) -m sepcore.book build

@@ -9,7 +9,7 @@ stored in ``book/executed/NN_name.ipynb`` (``metadata["sepcore"]["cache_key"]``)
 * the committed checkpoints: a hash of every file under ``checkpoints/`` (resume states excluded,
   and the files a chapter itself writes there, :data:`CHAPTER_OUTPUTS`: a chapter's output is not
   an input of the chapters that ran before it);
-* the data manifests of the rendered dataset under the data root (``absent`` when not rendered).
+* the rendered dataset of the profile: its fingerprint and audio hashes (``absent`` when not rendered).
 
 A chapter that *collects* other chapters' tables (:data:`COLLECTORS`, e.g. the results chapter) is
 re-executed whenever a chapter before it was, in the same run. The key is deliberately coarse: any
@@ -53,11 +53,18 @@ def checkpoints_digest(root: Path = REPO_ROOT) -> str:
     return _files_digest((p for p in folder.rglob("*") if p.relative_to(folder).as_posix() not in CHAPTER_OUTPUTS), root)
 
 
-def data_digest(data_root: Path) -> str:
-    """A hash of the rendered datasets' manifests (``*/dataset.json`` and ``*/manifests/*``), or ``absent``."""
-    data_root = Path(data_root)
-    files = list(data_root.glob("*/dataset.json")) + list(data_root.glob("*/manifests/*"))
-    return _files_digest(files, data_root) if files else "absent"
+def data_digest(data_root: Path, profile: str) -> str:
+    """A hash of the profile's rendered dataset, or ``absent``: its config fingerprint and the audio
+    hash of every track (``<data_root>/slakh-embedded-<profile>/dataset.json``). The chunk manifests
+    are left out (they follow from these and are written lazily while chapters run), and so are the
+    other profiles' datasets, so a reader who renders only this profile's data gets the same key."""
+    path = Path(data_root) / f"slakh-embedded-{profile}" / "dataset.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "absent"
+    content = {"fingerprint": record.get("fingerprint"), "tracks": [t.get("sha256") for t in record.get("tracks", [])]}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cache_key(source: Path, profile: str, parameters: dict | None = None, *, data_root: Path | None = None,
@@ -73,7 +80,7 @@ def cache_key(source: Path, profile: str, parameters: dict | None = None, *, dat
         "parameters": json.loads(json.dumps(parameters or {}, sort_keys=True, default=str)),
         "package": f"{__version__}+{package_digest(root)}",
         "checkpoints": checkpoints_digest(root),
-        "data": data_digest(data_root or default_data_root()),
+        "data": data_digest(data_root or default_data_root(), profile),
     }
 
 

@@ -18,8 +18,9 @@ def tree(tmp_path):
     (tmp_path / "sepcore" / "core.py").write_text("x = 1\n")
     (tmp_path / "checkpoints" / "flows").mkdir(parents=True)
     (tmp_path / "checkpoints" / "flows" / "toy.pt").write_bytes(b"weights")
-    (tmp_path / "data" / "set" / "manifests").mkdir(parents=True)
-    (tmp_path / "data" / "set" / "dataset.json").write_text("{}")
+    (tmp_path / "data" / "slakh-embedded-default" / "manifests").mkdir(parents=True)
+    (tmp_path / "data" / "slakh-embedded-default" / "dataset.json").write_text(
+        json.dumps({"fingerprint": "f", "config": {"n_workers": 2}, "tracks": [{"track": "T1", "sha256": "a"}]}))
     return tmp_path, chapter
 
 
@@ -43,10 +44,19 @@ def test_the_key_follows_every_input_and_nothing_else(tree):
     assert key(tree) == base                                              # nor what a chapter writes there
     assert key(tree, profile="quick") != base
     assert key(tree, parameters={"seed": 1}) != base
+    dataset = root / "data" / "slakh-embedded-default"
+    (dataset / "manifests" / "train.csv").write_text("a\n")                # chunk manifests are derived: not counted
+    (dataset / "dataset.json").write_text(
+        json.dumps({"fingerprint": "f", "config": {"n_workers": 8}, "tracks": [{"track": "T1", "sha256": "a"}]}))
+    (root / "data" / "slakh-embedded-quick").mkdir()
+    (root / "data" / "slakh-embedded-quick" / "dataset.json").write_text("{}")   # another profile's data
+    assert key(tree) == base
     changes = [lambda: chapter.write_text("# demo, edited\n"),
                lambda: (root / "sepcore" / "core.py").write_text("x = 2\n"),
                lambda: (root / "checkpoints" / "flows" / "toy.pt").write_bytes(b"retrained"),
-               lambda: (root / "data" / "set" / "manifests" / "train.csv").write_text("a\n")]
+               lambda: (dataset / "dataset.json").write_text(
+                   json.dumps({"fingerprint": "f", "tracks": [{"track": "T1", "sha256": "b"}]})),   # re-rendered audio
+               lambda: (dataset / "dataset.json").unlink()]
     seen = {json.dumps(base, sort_keys=True)}
     for change in changes:
         change()
