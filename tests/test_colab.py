@@ -24,6 +24,19 @@ def test_repository_url_is_one_setting():
     assert colab_url("notebooks/02_elbo.ipynb") in (REPO_ROOT / "README.md").read_text()
 
 
+def test_every_chapter_page_gets_a_colab_launch_button():
+    """The book's launch button opens the page's executed notebook on Colab: it needs the Colab address
+    and every chapter of the table of contents committed under book/executed/."""
+    import yaml
+
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    toc = (REPO_ROOT / "_toc.yml").read_text()
+    for chapter in list_chapters():
+        assert f"book/executed/{chapter.stem}" in toc
+        assert (REPO_ROOT / "book" / "executed" / f"{chapter.stem}.ipynb").exists(), f"{chapter.stem} not executed"
+
+
 @pytest.mark.skipif(shutil.which("git") is None or not (REPO_ROOT / ".git").exists(), reason="needs a git checkout")
 def test_colab_cell_clones_installs_and_enters_the_notebooks(tmp_path):
     project = tmp_path / "project"
