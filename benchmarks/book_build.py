@@ -55,6 +55,10 @@ def timed(command: list[str], cwd: Path, env: dict) -> tuple[int, float, float]:
     return status, time.time() - started, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def head_commit() -> str:
+    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True).strip()
+
+
 def chapter_seconds(logs: list[str]) -> dict[str, float]:
     """``{chapter: seconds}`` from the ``"[sepcore.book] <chapter>: ok in N s"`` lines of run logs; a failed
     or missing chapter raises."""
@@ -76,7 +80,7 @@ def chapter_seconds(logs: list[str]) -> dict[str, float]:
 
 def from_logs(logs: list[str], wall_seconds: float) -> pd.DataFrame:
     seconds = chapter_seconds(logs)
-    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True).strip()
+    commit = head_commit()
     name = "full default re-execution and build"
     row = {"measure": f"{name} (recorded: {len(logs)} run processes, streams in parallel on the 2 cores)",
            "status": "ok", "wall_s": wall_seconds, "cpu_s": None, "chapter_seconds_sum": sum(seconds.values()),
@@ -102,7 +106,7 @@ def main(argv=None) -> pd.DataFrame:
         if args.wall_seconds is None:
             parser.error("--from-logs needs --wall-seconds")
         return from_logs(args.from_logs, args.wall_seconds)
-    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True).strip()
+    commit = head_commit()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "sepcore"

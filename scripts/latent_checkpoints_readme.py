@@ -4,7 +4,9 @@ from pathlib import Path
 
 import torch
 
-FOLDER = Path(__file__).resolve().parent.parent / "checkpoints" / "latents"
+ROOT = Path(__file__).resolve().parent.parent
+FOLDER = ROOT / "checkpoints" / "latents"
+TRAINING = ROOT / "tables" / "training"
 COMMANDS = {
     "lqvae": "nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --profile default --lin-weight 1.0 --max-minutes 20 --out checkpoints/latents/lqvae.pt",
     "vqvae": "nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --profile default --lin-weight 0 --max-minutes 20 --out checkpoints/latents/vqvae.pt",
@@ -24,12 +26,12 @@ def collapse_note() -> str:
     """What the latents chapter measured on the committed codecs (test codebook perplexity, reconstruction)."""
     import pandas as pd
 
-    table = Path(__file__).resolve().parent.parent / "tables" / "latents" / "reconstruction_linearity.csv"
+    table = ROOT / "tables" / "latents" / "reconstruction_linearity.csv"
     if not table.exists():
         return ""
     by = pd.read_csv(table).set_index("model")
     lq, vq = by.loc["LQ-VAE"], by.loc["VQ-VAE"]
-    retry = Path(__file__).resolve().parent.parent / "tables" / "training" / "lqvae_lr3e-4.csv"
+    retry = TRAINING / "lqvae_lr3e-4.csv"
     text = (f"\nOn the latents chapter's test chunks the LQ-VAE's codebook perplexity is {lq.perplexity:.2f} against the "
             f"VQ-VAE's {vq.perplexity:.1f} (K = {int(vq.K)}), and it reconstructs drums / bass at {lq.rec_sdr_drums:.2f} / "
             f"{lq.rec_sdr_bass:.2f} dB against {vq.rec_sdr_drums:.2f} / {vq.rec_sdr_bass:.2f} dB: with Eq. 8 at weight 1 "
@@ -45,10 +47,9 @@ def continuation_note() -> str:
     """The attempt to continue the spectral priors from their committed weights (curves kept as evidence)."""
     import pandas as pd
 
-    training = Path(__file__).resolve().parent.parent / "tables" / "training"
     parts = []
     for cls in ("drums", "bass"):
-        curve, first = training / f"prior_spectral_{cls}_continued.csv", training / f"prior_spectral_{cls}.csv"
+        curve, first = TRAINING / f"prior_spectral_{cls}_continued.csv", TRAINING / f"prior_spectral_{cls}.csv"
         if not (curve.exists() and first.exists()):
             return ""
         c, f = pd.read_csv(curve), pd.read_csv(first)
