@@ -6,34 +6,37 @@
 >>> stems.shape                                   # (n_sources, time)
 torch.Size([2, 22050])
 
-Methods live in a registry. Each entry names a *factory* by import path (``"module:attr"``),
-so the registry itself imports nothing heavy, and a method whose optional dependency is
-missing is listed as unavailable instead of breaking ``import sepcore``.
+Methods live in a registry. Each entry names a *factory* by import path (``"module:attr"``,
+usually a separator class's loader, ``"module:Class.from_pretrained"``), so the registry itself
+imports nothing heavy, and a method whose optional dependency is missing is listed as unavailable
+instead of breaking ``import sepcore``.
 
 The factory contract
 --------------------
-``factory(sources, *, checkpoint, sample_rate, device, seed, **knobs) -> separate`` where
+``factory(sources, *, checkpoint, sample_rate, device, seed, **knobs) -> separator`` where
 ``sources`` is a tuple of class names, ``checkpoint`` a path or ``None``, ``device`` a
-``torch.device``, and ``separate(mixture: Tensor(time)) -> Tensor(n_sources, time)`` on that
-device, in the order of ``sources``. A factory may ignore arguments it does not need (end its
-signature with ``**_unused``). Its other keyword arguments with defaults are the method's
-*knobs* (σ, λ, number of beams, α, ...): the CLI accepts them as ``--knob name=value`` and
-the Explore chapter builds a widget for each, so a new knob appears everywhere by being a
-keyword argument of the factory. Give ranges with ``knobs={"sigma": Knob(0.1, 0.01, 1.0)}``.
+``torch.device``, and ``separator(mixture: Tensor(time)) -> Tensor(n_sources, time)`` on that
+device, in the order of ``sources`` (a :class:`sepcore.separation.base.Separator`, or any
+callable). A factory may ignore arguments it does not need (end its signature with
+``**_unused``). Its other keyword arguments with defaults are the method's *knobs* (σ, λ, number
+of beams, α, ...): the CLI accepts them as ``--knob name=value`` and the Explore chapter builds a
+widget for each, so a new knob appears everywhere by being a keyword argument of the factory.
+Give ranges with ``knobs={"sigma": Knob(0.1, 0.01, 1.0)}``; fixed keyword arguments that are not
+knobs (the blind baselines' ``method``) with ``arguments={...}``.
 
 Adding a method
 ---------------
-Add one line to :func:`_register_builtin_methods` below, e.g.::
+Write a :class:`~sepcore.separation.base.Separator` subclass with a ``from_pretrained``
+classmethod, then add one line to :func:`_register_builtin_methods` below, e.g.::
 
-    register_method("hpss", "sepcore.separation.blind:make_hpss",
+    register_method("hpss", "sepcore.separation.blind:BlindSeparator.from_pretrained",
                     description="Harmonic/percussive median filtering (Fitzgerald 2010)",
-                    needs_checkpoint=False, sample_rate=22050)
+                    needs_checkpoint=False, sample_rate=22050, arguments={"method": "hpss"})
 
-When the factory imports its separator lazily (as :mod:`sepcore.separation.adapters` does),
-list that module in ``requires=(...)`` so the method shows as unavailable without it.
+List the separator's module in ``requires=(...)`` so the method shows as unavailable without it.
 For a method with a trained model, set ``needs_checkpoint=True`` and, when a checkpoint for
 the embedded dataset is committed, ``default_checkpoint="checkpoints/<family>/<name>.pt"``.
-The factory should load it with :func:`sepcore.checkpoints.load_model` and
+The loader should use :func:`sepcore.checkpoints.load_model` with
 ``expect={"sample_rate": ..., "classes": tuple(sources)}`` so a mismatch names the file.
 Set ``chunk_seconds`` to the method's natural context (the length its prior was trained on).
 A method with one model per source can take a folder as its checkpoint and pick
@@ -47,6 +50,7 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 
 import torch
@@ -62,7 +66,7 @@ from sepcore.validation import (
     check_sources,
 )
 
-Separator = Callable[[torch.Tensor], torch.Tensor]
+Separator = Callable[[torch.Tensor], torch.Tensor]          # what a factory returns
 #: What a method is, for the tables: upper bounds (supervised, oracle) are never shown as plain methods.
 FAMILIES = ("baseline", "blind", "supervised", "oracle", "generative")
 #: Arguments every factory receives; any other keyword argument with a default is a knob.
@@ -103,6 +107,7 @@ class MethodSpec:
     requires: tuple[str, ...] = ()
     family: str = "generative"
     display_name: str | None = None          # the name in the tables (default: ``name``)
+    arguments: dict = field(default_factory=dict)   # fixed keyword arguments of the factory (not knobs)
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -132,7 +137,7 @@ class MethodSpec:
                 f"({error}). Install the extras: pip install -e '.[audio]'."
             ) from error
         try:
-            return getattr(module, attribute)
+            return reduce(getattr, attribute.split("."), module)      # "module:Class.from_pretrained"
         except AttributeError as error:
             raise MethodUnavailable(f"method {self.name!r}: {module_name} has no attribute {attribute!r}") from error
 
@@ -148,7 +153,9 @@ class MethodSpec:
         """The method's knobs: the factory's keyword defaults, refined by ``knob_specs``."""
         found = {}
         for parameter in inspect.signature(self.load_factory()).parameters.values():
-            if parameter.name in STANDARD_ARGUMENTS or parameter.default is inspect.Parameter.empty:
+            if parameter.name in STANDARD_ARGUMENTS or parameter.name in self.arguments:
+                continue
+            if parameter.default is inspect.Parameter.empty:
                 continue
             if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
                 continue
@@ -174,6 +181,7 @@ def register_method(
     requires: Sequence[str] = (),
     family: str = "generative",
     label: str | None = None,
+    arguments: dict | None = None,
     replace: bool = False,
 ) -> MethodSpec:
     """Add a method to the registry (see "Adding a method" in the module docstring).
@@ -186,13 +194,16 @@ def register_method(
         requires: modules the factory imports lazily; the method is unavailable without them.
         family: one of :data:`FAMILIES` (the results chapter groups and marks rows by it).
         label: the method's name in the tables (default: ``name``).
+        arguments: fixed keyword arguments of the factory (one class serving several methods, such
+            as the blind baselines' ``method``); they are not knobs.
     """
     if name in _REGISTRY and not replace:
         raise ValueError(f"method {name!r} is already registered; pass replace=True to override it")
     if isinstance(factory, str) and ":" not in factory:
         raise ValueError(f"factory path {factory!r} must look like 'package.module:function'")
     spec = MethodSpec(name, factory, description, needs_checkpoint, sample_rate, default_checkpoint,
-                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires), family, label)
+                      chunk_seconds, overlap_seconds, dict(knobs or {}), tuple(requires), family, label,
+                      dict(arguments or {}))
     _REGISTRY[name] = spec
     return spec
 
@@ -243,7 +254,7 @@ def build_separator(method: str, sources: Sequence[str], *, checkpoint=None, sam
         raise ValueError(f"method {method!r} needs a checkpoint: pass checkpoint=PATH (CLI: --checkpoint PATH)")
     factory = spec.load_factory()
     return factory(tuple(sources), checkpoint=checkpoint, sample_rate=sample_rate,
-                   device=resolve_device(device), seed=seed, **knobs)
+                   device=resolve_device(device), seed=seed, **spec.arguments, **knobs)
 
 
 def separate_with_info(mixture, method: str = "average", sources: Sequence[str] = ("drums", "bass"), *,
@@ -342,43 +353,43 @@ def _langevin_knobs(n_levels: int, steps: tuple[int, int, int, int]) -> dict[str
 
 def _register_builtin_methods() -> None:
     """The methods shipped with the package; one line each (see "Adding a method")."""
-    register_method("average", "sepcore.separation.naive:make_average",
+    register_method("average", "sepcore.separation.naive:AverageSeparator.from_pretrained",
                     description="Every source is the same equal share of the mixture (paper 004, Table 2 'Average'): "
                                 "m / (w N), the unprocessed mixture under mean mixing, the floor any method must beat",
                     needs_checkpoint=False, family="baseline", label="mixture (ŝ = m)")
-    register_method("crossover", "sepcore.separation.naive:make_crossover",
+    register_method("crossover", "sepcore.separation.naive:CrossoverSeparator.from_pretrained",
                     description="Naive two-band split: the low band to bass, the rest to the other source",
                     needs_checkpoint=False, family="baseline",
                     knobs={"cutoff_hz": Knob(150.0, 40.0, 1000.0, 10.0, help="crossover frequency in Hz"),
                            "low_source": Knob("bass", help="the source that gets the low band")})
-    # Blind baselines (sepcore.separation.blind) and the supervised Conv-TasNet, through adapters.
+    # Blind baselines (one class, the method a fixed argument) and the supervised Conv-TasNet.
     for key, (label, description) in BLIND_METHODS.items():
-        register_method(key, f"sepcore.separation.adapters:make_{key}", description=description,
+        register_method(key, "sepcore.separation.blind:BlindSeparator.from_pretrained", description=description,
                         needs_checkpoint=False, sample_rate=22050, requires=("sepcore.separation.blind",),
-                        family="blind", label=label)
-    register_method("conv-tasnet", "sepcore.separation.adapters:make_convtasnet",
+                        family="blind", label=label, arguments={"method": key})
+    register_method("conv-tasnet", "sepcore.separation.supervised:SupervisedSeparator.from_pretrained",
                     description="Supervised Conv-TasNet (an upper bound: trained on mixture/source pairs)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/supervised/convtasnet.pt",
                     requires=("sepcore.separation.supervised",), family="supervised", label="Conv-TasNet")
     # Generative methods with the committed default-profile checkpoints.
-    register_method("langevin", "sepcore.separation.adapters:make_langevin",
+    register_method("langevin", "sepcore.separation.langevin:LangevinSeparator.from_pretrained",
                     description="Annealed Langevin with noise-conditioned flow priors (toy sources; Frank, BASIS)",
                     needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/flows",
                     chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
                     knobs=_langevin_knobs(n_levels=10, steps=(100, 1, 500, 10)),
                     requires=("sepcore.separation.langevin",))
-    register_method("variational", "sepcore.separation.adapters:make_variational",
+    register_method("variational", "sepcore.separation.variational:VariationalSeparator.from_pretrained",
                     description="Amortised variational separation, Beta posteriors (toy sources; Frank)",
                     needs_checkpoint=True, sample_rate=14700, default_checkpoint="checkpoints/variational/toy_beta.pt",
                     chunk_seconds=1024 / 14700, overlap_seconds=64 / 14700,
                     requires=("sepcore.separation.variational",))
-    register_method("langevin-slakh", "sepcore.separation.adapters:make_langevin_slakh",
+    register_method("langevin-slakh", "sepcore.separation.langevin:LangevinSeparator.from_slakh_flows",
                     description="Annealed Langevin with flow priors of the embedded Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/flows",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs=_langevin_knobs(n_levels=8, steps=(20, 1, 200, 5)),
                     requires=("sepcore.separation.langevin",), label="Langevin (flow priors)")
-    register_method("langevin-score", "sepcore.separation.adapters:make_langevin_score",
+    register_method("langevin-score", "sepcore.separation.langevin:LangevinSeparator.from_score_priors",
                     description="Annealed Langevin with score priors (DSM-trained denoisers) of the Slakh-format stems (drums, bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/score",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
@@ -386,13 +397,13 @@ def _register_builtin_methods() -> None:
                            if k != "likelihood_weight"} | {"output": Knob("chosen", choices=("chosen", "masked", "raw"),
                                           help="the validation choice, or force masked / raw output")},
                     requires=("sepcore.separation.langevin", "sepcore.models.score_prior"))
-    register_method("variational-slakh", "sepcore.separation.adapters:make_variational",
+    register_method("variational-slakh", "sepcore.separation.variational:VariationalSeparator.from_pretrained",
                     description="Amortised variational separation, truncated-normal posteriors (Slakh-format drums, bass)",
                     needs_checkpoint=True, sample_rate=22050,
                     default_checkpoint="checkpoints/variational/slakh_truncnormal.pt",
                     chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     requires=("sepcore.separation.variational",), label="variational (truncated normal)")
-    register_method("variational-score-slakh", "sepcore.separation.adapters:make_variational",
+    register_method("variational-score-slakh", "sepcore.separation.variational:VariationalSeparator.from_pretrained",
                     description="Amortised variational separation trained against the score priors (Slakh-format drums, bass)",
                     needs_checkpoint=True, sample_rate=22050,
                     default_checkpoint="checkpoints/variational/slakh_truncnormal_score.pt",
@@ -400,21 +411,21 @@ def _register_builtin_methods() -> None:
                     knobs={"output": Knob("masked", choices=("masked", "raw"),
                                           help="the mixture masked by the estimates' spectrograms, or the raw posterior means")},
                     requires=("sepcore.separation.variational",))
-    register_method("latent-bayes", "sepcore.separation.adapters:make_latent_bayes",
+    register_method("latent-bayes", "sepcore.separation.latent_bayes:LatentBayesSeparator.from_pretrained",
                     description="LQ-VAE exact latent posterior + rejection sampling (Mancusi et al.)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs={"sigma": Knob(0.4, 0.05, 1.0, 0.05, help="latent likelihood width (paper 0.1, code 0.4)"),
                            "n_candidates": Knob(16, 1, 64, 1, help="candidates B"),
                            "alpha": Knob(0.0, 0.0, 1.0, 0.5, help="rejection: weight of the time-domain likelihood")},
                     requires=("sepcore.separation.latent_bayes",), label="latent Bayes (LQ-VAE, rejection α=0)")
-    register_method("lass", "sepcore.separation.adapters:make_lass",
+    register_method("lass", "sepcore.separation.lass_search:LASSSeparator.from_pretrained",
                     description="LASS: count likelihood + beam search over latent priors (Postolache et al.; drums+bass, or drums+bass+guitar)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents", chunk_seconds=65536 / 22050, overlap_seconds=0.25,
                     knobs={"n_beams": Knob(10, 1, 32, 1, help="beams (or candidates for the samplers)"),
                            "likelihood_weight": Knob(3.0, 0.0, 10.0, 0.5, help="lambda"),
                            "sampler": Knob("beam", choices=("greedy", "beam", "ancestral", "top_k", "top_p"), help="search or sampling rule")},
                     requires=("sepcore.separation.lass_search",), label="LASS (beam, 10 beams)")
-    register_method("lass-spectral", "sepcore.separation.adapters:make_lass_spectral",
+    register_method("lass-spectral", "sepcore.separation.lass_search:LASSSeparator.from_spectral",
                     description="LASS over a phase-free spectral codec, smoothed counts times a magnitude likelihood "
                                 "when validation chose it, masked output (our extension; drums+bass)",
                     needs_checkpoint=True, sample_rate=22050, default_checkpoint="checkpoints/latents",

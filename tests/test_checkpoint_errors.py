@@ -120,7 +120,7 @@ def test_a_checkpoint_naming_a_class_outside_sepcore_is_refused(tmp_path):
 def test_swapped_class_priors_are_refused(tmp_path):
     import shutil
 
-    from sepcore.separation.adapters import make_lass
+    from sepcore.separation.lass_search import LASSSeparator
     from sepcore.utils import REPO_ROOT
 
     latents = REPO_ROOT / "checkpoints" / "latents"
@@ -128,4 +128,4 @@ def test_swapped_class_priors_are_refused(tmp_path):
     shutil.copy(latents / "prior_vqvae_drums.pt", tmp_path / "prior_vqvae_bass.pt")
     shutil.copy(latents / "prior_vqvae_bass.pt", tmp_path / "prior_vqvae_drums.pt")
     with pytest.raises(CheckpointError, match="expected source_class='drums'"):
-        make_lass(("drums", "bass"), checkpoint=tmp_path, device="cpu")
+        LASSSeparator.from_pretrained(("drums", "bass"), checkpoint=tmp_path, device="cpu")

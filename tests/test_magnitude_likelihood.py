@@ -149,7 +149,7 @@ def test_variant_settings_read_the_validation_choice(tmp_path):
     import json
 
     from sepcore.experiments.latent_variants import VariantSettings
-    from sepcore.separation.adapters import SPECTRAL_SETTINGS
+    from sepcore.separation.latent_models import SPECTRAL_SETTINGS
 
     (tmp_path / "lass").mkdir()
     default = VariantSettings.chosen_on_validation("default", tmp_path)          # no file: the defaults

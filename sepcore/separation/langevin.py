@@ -31,6 +31,7 @@ from torch import nn
 
 from sepcore.mixing import get_mixing, mix, mixing_weight
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.base import Separator
 from sepcore.utils import progress, resolve_device
 
 
@@ -322,11 +323,11 @@ def chain_scores(x: torch.Tensor, m: torch.Tensor, priors: Sequence[nn.Module], 
     return prior_term - 0.5 * lam * (m - mix(x, mixing)).pow(2).sum(-1)
 
 
-class LangevinSeparator:
+class LangevinSeparator(Separator):
     """``separate(mixture (time,)) -> (n_sources, time)`` with fixed priors and schedule.
 
     The separator owns a generator seeded once, so a sequence of calls is reproducible.
-    ``last_diagnostics`` holds the per-level diagnostics of the latest call.
+    ``last`` holds the per-level diagnostics of the latest call (a list of dicts).
     """
 
     def __init__(self, priors: Sequence[nn.Module], schedule: LangevinConfig | None = None, *,
@@ -336,17 +337,73 @@ class LangevinSeparator:
         self.schedule = schedule or LangevinConfig()
         self.mixing = mixing
         self.generator = torch.Generator().manual_seed(seed)
-        self.last_diagnostics: list[dict] = []
+        self.last: list[dict] = []
 
     def separate_batch(self, mixtures: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, time) -> (batch, n_sources, time)`` on the CPU; ``start``: a mixture-derived
         first estimate to refine (see :func:`annealed_langevin`)."""
-        estimates, self.last_diagnostics = annealed_langevin(
+        estimates, self.last = annealed_langevin(
             mixtures, self.priors, self.schedule, self.generator, mixing=self.mixing, device=self.device, start=start)
         return estimates.cpu()
 
-    def separate(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``(time,) -> (n_sources, time)``."""
-        return self.separate_batch(mixture[None])[0]
+    # The committed models. Each loader's keyword arguments with defaults are the method's knobs.
 
-    __call__ = separate
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
+                        n_levels: int = 10, steps_per_level: int = 100, epsilon: float = 3e-5,
+                        likelihood_weight: float = 1.0, **_unused) -> LangevinSeparator:
+        """The flow priors of Frank's toy classes ``<checkpoint>/toy_<source>.pt`` (a folder; 14.7 kHz)."""
+        schedule = LangevinConfig.default().replace(n_levels=n_levels, steps_per_level=steps_per_level,
+                                                    epsilon=epsilon, likelihood_weight=likelihood_weight)
+        priors = load_source_priors(sources, checkpoint, "toy", "FlowPrior", device)
+        return cls(priors, schedule, device=device, seed=seed).described(sources, 14700)
+
+    @classmethod
+    def from_slakh_flows(cls, sources: Sequence[str], *, checkpoint="checkpoints/flows", device="auto", seed: int = 0,
+                         n_levels: int = 8, steps_per_level: int = 20, likelihood_weight: float = 1.0,
+                         **_unused) -> LangevinSeparator:
+        """The Slakh-format flow priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz) and the music
+        schedule (:meth:`LangevinConfig.music`)."""
+        schedule = LangevinConfig.music("default").replace(n_levels=n_levels, steps_per_level=steps_per_level,
+                                                           likelihood_weight=likelihood_weight)
+        priors = load_source_priors(sources, checkpoint, "slakh", "FlowPrior", device)
+        return cls(priors, schedule, device=device, seed=seed).described(sources, 22050)
+
+    @classmethod
+    def from_score_priors(cls, sources: Sequence[str], *, checkpoint="checkpoints/score", device="auto", seed: int = 0,
+                          n_levels: int = 8, steps_per_level: int = 5, output: str = "chosen",
+                          **_unused) -> Separator:
+        """The Slakh-format score priors ``<checkpoint>/slakh_<source>.pt`` (22.05 kHz).
+
+        The schedule (annealed, stronger likelihood or exact constraint) and the output (raw or
+        masked by the estimates' spectrograms) are those chosen on validation chunks, read from
+        ``<checkpoint>/langevin_settings.json`` (without it: annealed, masked); ``n_levels`` and
+        ``steps_per_level`` replace the schedule's, ``output`` the chosen output."""
+        import json
+        from pathlib import Path
+
+        from sepcore.separation.masking import with_output
+
+        priors = load_source_priors(sources, checkpoint, "slakh", "ScorePrior", device)
+        settings_path = Path(checkpoint) / "langevin_settings.json"
+        settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"output": "masked"}
+        schedule = (LangevinConfig.from_dict(settings["schedule"]) if "schedule" in settings
+                    else LangevinConfig.for_score_priors(priors)).replace(n_levels=n_levels,
+                                                                         steps_per_level=steps_per_level)
+        separator = cls(priors, schedule, device=device, seed=seed).described(sources, 22050)
+        return with_output(separator, settings["output"] if output == "chosen" else output)
+
+
+def load_source_priors(sources: Sequence[str], folder, dataset: str, kind: str, device) -> list[nn.Module]:
+    """One committed prior per source, ``<folder>/<dataset>_<source>.pt``, each checked to be of its
+    source and of the class ``kind`` (``"FlowPrior"`` or ``"ScorePrior"``)."""
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+
+    if kind == "FlowPrior":
+        from sepcore.models.flow import FlowPrior as prior_class
+    else:
+        from sepcore.models.score_prior import ScorePrior as prior_class
+    return [load_model(Path(folder) / f"{dataset}_{s}.pt", expect={"source": s}, expect_class=prior_class,
+                       device=device) for s in sources]

@@ -42,10 +42,12 @@ import torch
 
 from sepcore.mixing import mix
 from sepcore.models.stacked_prior import StackedPriors
-from sepcore.models.transformer import KVCache, reorder_cache_inplace
+from sepcore.models.transformer import KVCache
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.base import Separator
 from sepcore.separation.lass import CountLikelihood
 from sepcore.separation.masking import check_output, codes_to_sources, mask_with_waveforms
+from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import select
 from sepcore.utils import resolve_device
 
@@ -80,67 +82,6 @@ class SearchResult:
     seconds: float
 
 
-class _PriorState:
-    """One prior's KV cache and inputs for rows ``R``, with the sliding-context rebuild."""
-
-    def __init__(self, prior, rows: int, device):
-        self.prior, self.cache = prior, None
-        self.block = prior.config.block_size
-        self.start = prior.config.start_token
-        self.next_input = torch.full((rows, 1), self.start, dtype=torch.long, device=device)
-
-    def log_probs(self, history: torch.Tensor) -> torch.Tensor:
-        """Next-code log-probabilities ``(R, K)``; ``history: (R, s)`` the codes chosen so far."""
-        if self.cache is not None and self.cache.length >= self.block:
-            keep = self.block // 2
-            context = torch.cat([torch.full_like(history[:, :1], self.start), history[:, -(keep - 1):]], 1)
-            logits, self.cache = self.prior(context, None)
-        else:
-            logits, self.cache = self.prior(self.next_input, self.cache)
-        return logits[:, -1].float().log_softmax(-1)
-
-    def advance(self, codes: torch.Tensor, index: torch.Tensor | None = None) -> None:
-        if index is not None and self.cache is not None:
-            self.cache = reorder_cache_inplace(self.cache, index)
-        self.next_input = codes[:, None]
-
-
-class _StackedState:
-    """All priors as one :class:`StackedPriors` with one cache of ``P * R`` rows; same steps as :class:`_PriorState`."""
-
-    def __init__(self, stacked: StackedPriors, rows: int, device):
-        self.stacked, self.cache, self.rows = stacked, None, rows
-        self.block = stacked.config.block_size
-        self.start = stacked.config.start_token
-        self.next_input = torch.full((stacked.n, rows, 1), self.start, dtype=torch.long, device=device)
-
-    def log_probs(self, history: torch.Tensor) -> torch.Tensor:
-        """``(P, R, K)``; ``history: (R, P, s)`` the codes chosen so far."""
-        if self.cache is not None and self.cache.length >= self.block:
-            keep = self.block // 2
-            past = history[:, :, -(keep - 1):].transpose(0, 1)                      # (P, R, keep - 1)
-            context = torch.cat([torch.full_like(past[:, :, :1], self.start), past], 2)
-            logits, self.cache = self.stacked(context, None)
-        else:
-            logits, self.cache = self.stacked(self.next_input, self.cache)
-        return logits[:, :, -1].float().log_softmax(-1)
-
-    def advance(self, codes: torch.Tensor, index: torch.Tensor | None = None) -> None:
-        """``codes: (P, R)``; ``index: (R,)`` the parent row of every row (the same for all priors)."""
-        if index is not None and self.cache is not None:
-            offsets = torch.arange(self.stacked.n, device=index.device)[:, None] * self.rows
-            self.cache = reorder_cache_inplace(self.cache, (index[None] + offsets).flatten())
-        self.next_input = codes[:, :, None]
-
-
-def stack_priors(priors) -> StackedPriors | None:
-    """:class:`StackedPriors` of ``priors``, or ``None`` when their architectures differ."""
-    try:
-        return StackedPriors(priors)
-    except (ValueError, AttributeError):
-        return None
-
-
 @torch.no_grad()
 def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, config: LASSConfig,
                 generator: torch.Generator | None = None, stacked: StackedPriors | None = None) -> SearchResult:
@@ -162,13 +103,7 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     M, S = mix_codes.shape
     B = 1 if config.method == "greedy" else config.n_rows
     R = M * B
-    if config.batched_priors and stacked is None:
-        stacked = stack_priors(priors)
-    batched = config.batched_priors and stacked is not None
-    if batched:
-        state = _StackedState(stacked, R, device)
-    else:
-        states = [_PriorState(p, R, device) for p in priors]
+    stepper = PriorStepper(priors, R, device, batched=config.batched_priors, stacked=stacked)
     codes = torch.empty(R, N, S, dtype=torch.long, device=device)
     running = torch.zeros(M, B, device=device)
     if config.method == "beam":
@@ -177,10 +112,7 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
     row_mix = torch.arange(M, device=device).repeat_interleave(B)
     lam = config.likelihood_weight
     for s in range(S):
-        if batched:
-            log_priors = state.log_probs(codes[:, :, :s])                       # (N, R, K)
-        else:
-            log_priors = [st.log_probs(codes[:, n, :s]) for n, st in enumerate(states)]
+        log_priors = stepper.log_probs(codes[:, :, :s])                          # (N, R, K)
         *slice_codes, ll = likelihood.gather_slices(mix_codes[row_mix, s])   # N x (R, L), (R, L)
         table = lam * ll
         for lp, idx in zip(log_priors, slice_codes):
@@ -204,11 +136,7 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
         source_rows = torch.arange(R, device=device) if rows is None else rows
         step_codes = torch.stack([idx[source_rows, col] for idx in slice_codes])  # (N, R)
         codes[:, :, s] = step_codes.T
-        if batched:
-            state.advance(step_codes, rows)
-        else:
-            for st, c in zip(states, step_codes):
-                st.advance(c, rows)
+        stepper.advance(step_codes, rows)
     return SearchResult(codes.reshape(M, B, N, S), running.reshape(M, B), time.perf_counter() - started)
 
 
@@ -275,12 +203,16 @@ def refine(vqvae, codes: torch.Tensor, mixture: torch.Tensor, *, steps: int = 50
     return sources.detach(), torch.tensor(errors)
 
 
-class LASSSeparator:
+class LASSSeparator(Separator):
     """``separate(mixture (T,)) -> (N, T)`` for audio; ``separate_images(m (M, H, W)) -> (M, N, H, W)``.
 
     Args:
         vqvae: the (shared) VQ-VAE; priors: N :class:`TransformerPrior` (the same one twice for a
-            class-agnostic prior); likelihood: the fitted N-source :class:`CountLikelihood`.
+            class-agnostic prior); likelihood: the fitted N-source :class:`CountLikelihood`, or a
+            likelihood of the mixture's own frames (``bind(mixture)`` gives the indices that stand
+            in for the mixture codes, :mod:`sepcore.separation.magnitude_likelihood`).
+
+    ``last`` holds the latest call's :class:`SearchResult`.
     """
 
     def __init__(self, vqvae, priors, likelihood: CountLikelihood, config: LASSConfig | None = None, device="auto"):
@@ -355,6 +287,67 @@ class LASSSeparator:
             sources, _ = refine(self.vqvae, chosen, m, steps=steps, lr=self.config.refine_lr,
                                 proximity=self.config.refine_proximity)
         return sources.clamp(0, 1).cpu()
+
+    # The committed models. Each loader's keyword arguments with defaults are the method's knobs.
+
+    @classmethod
+    def from_pretrained(cls, sources, *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+                        sampler: str = "beam", n_beams: int = 10, likelihood_weight: float = 3.0,
+                        **_unused) -> LASSSeparator:
+        """LASS (paper 004). Two sources: ``<checkpoint>/vqvae.pt``, its priors and
+        ``checkpoints/lass/audio_counts_vqvae.pt`` (the paper's plain VQ-VAE). More sources:
+        ``<checkpoint>/lqvae.pt``, its priors and the N-source counts
+        ``checkpoints/lass/audio_counts_lqvae_<classes>.pt`` (drums, bass, guitar are committed)."""
+        from pathlib import Path
+
+        from sepcore.paths import CHECKPOINTS
+        from sepcore.separation.count_files import audio_counts_name, load_counts
+        from sepcore.separation.latent_models import load_latent_models
+
+        kind = "vqvae" if len(sources) == 2 else "lqvae"
+        vqvae, priors = load_latent_models(kind, sources, checkpoint, device)
+        likelihood = load_counts(CHECKPOINTS / "lass" / audio_counts_name(f"{kind}.pt", tuple(sources)),
+                                 expect_vqvae=Path(checkpoint) / f"{kind}.pt")
+        config = LASSConfig.default().replace(method=sampler, n_rows=n_beams,
+                                              likelihood_weight=likelihood_weight, seed=seed)
+        return cls(vqvae, priors, likelihood, config, device=device).described(sources, vqvae.config.sample_rate)
+
+    @classmethod
+    def from_spectral(cls, sources, *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+                      n_beams: int = -1, likelihood_weight: float = -1.0, output: str = "masked",
+                      **_unused) -> LASSSeparator:
+        """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its
+        class priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``, times
+        the magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`) when validation
+        chose it; the output masks the mixture with the decoded magnitudes (``output="raw"``:
+        Griffin-Lim decodes). A negative ``likelihood_weight`` or ``n_beams`` takes the value chosen
+        on validation (:func:`~sepcore.separation.latent_models.spectral_lass_defaults`)."""
+        from pathlib import Path
+
+        from sepcore.separation.count_files import load_counts_file
+        from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
+        from sepcore.separation.latent_models import load_latent_models, spectral_lass_defaults
+
+        folder = Path(checkpoint)
+        counts_path = folder.parent / "lass" / f"counts_spectral_{'_'.join(sources)}.pt"
+        if not counts_path.exists():
+            raise FileNotFoundError(f"{counts_path} does not exist: LASS on the spectral codec has counts for drums "
+                                    "and bass only (`python -m sepcore.train.counts --codec "
+                                    "checkpoints/latents/spectral.pt ...`)")
+        codec, priors = load_latent_models("spectral", sources, folder, device)
+        counts, metadata = load_counts_file(counts_path)
+        likelihood = SmoothedCountLikelihood(counts, codec.codebook, **metadata["smoothing"])
+        defaults = spectral_lass_defaults(folder)
+        weight = defaults["likelihood_weight"] if likelihood_weight < 0 else likelihood_weight
+        n_beams = defaults["spectral_beams"] if n_beams < 0 else n_beams
+        if defaults["magnitude_weight"] > 0:
+            from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood
+
+            likelihood = MagnitudeLikelihood(codec, counts=likelihood, counts_weight=weight / defaults["magnitude_weight"])
+            weight = defaults["magnitude_weight"]
+        config = LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
+                            mask_power=defaults["mask_power"])
+        return cls(codec, priors, likelihood, config, device=device).described(sources, codec.config.sample_rate)
 
 
 def kv_cache_bytes(cache: KVCache | None) -> int:

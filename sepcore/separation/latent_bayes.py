@@ -47,11 +47,12 @@ import torch
 
 from sepcore.metrics import sdr
 from sepcore.mixing import mixing_weight
-from sepcore.models.stacked_prior import StackedPriors
 from sepcore.models.vqvae import VQVAE, pair_code_table
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.base import Separator
 from sepcore.separation.latent_bayes_pruned import gram, sample_tuples
 from sepcore.separation.masking import check_output, codes_to_sources, mask_with_waveforms
+from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import chunk_for_budget, select
 from sepcore.utils import resolve_device
 
@@ -143,7 +144,7 @@ def sample_pairs_kernel(log_p1, log_p2, log_lik, config: LatentBayesConfig, gene
     return flat // K, flat % K
 
 
-class LatentBayesSeparator:
+class LatentBayesSeparator(Separator):
     """``separate(mixture (T,)) -> (N, T)``: B candidates from the latent posterior, one kept by rejection.
 
     Two priors: the exact per-step posterior (Eq. 5-6). Three or more priors: the posterior pruned
@@ -152,6 +153,11 @@ class LatentBayesSeparator:
     :class:`StackedPriors` call per step, and the likelihood table / factor of each distinct
     mixture code is computed once per mixture (``U K^2`` float64 for ``U`` distinct codes); the
     mathematics is unchanged (equal to the one-by-one path up to float rounding).
+
+    ``likelihood`` (two sources): a likelihood of the mixture's own frames with ``bind(mixture)``
+    and ``log_prob`` (:class:`~sepcore.separation.magnitude_likelihood.MagnitudeLikelihood`)
+    replaces Eq. 6, weighted by ``config.likelihood_weight``. ``last`` holds the latest call's
+    :class:`Candidates`.
     """
 
     def __init__(self, vqvae: VQVAE, priors, config: LatentBayesConfig | None = None, device: str = "auto",
@@ -178,22 +184,8 @@ class LatentBayesSeparator:
             self.pairs = pair_code_table(self.vqvae)                          # (K, K), Sec. 4.1
         else:
             self.gram, self.norms = gram(e)                                   # on-the-fly Q of tuple means
-        try:
-            self.stacked = StackedPriors(self.priors)
-        except (ValueError, AttributeError):                                  # other architectures: one by one
-            self.stacked = None
+        self.stacked = stack_priors(self.priors)                              # None: one by one
         self.last: Candidates | None = None
-
-    def _log_probs(self, tokens, state, batched: bool):
-        """``tokens: (N, B, 1)`` -> ``(log p (N, B, K), state)``: every prior's next-code log-probabilities."""
-        if batched:
-            logits, state = self.stacked(tokens, state)
-            return logits[:, :, -1].float().log_softmax(-1), state
-        log_p = []
-        for k, prior in enumerate(self.priors):
-            logits, state[k] = prior(tokens[k], state[k])
-            log_p.append(logits[:, -1].float().log_softmax(-1))
-        return torch.stack(log_p), state
 
     @torch.no_grad()
     def sample(self, mixture: torch.Tensor, n_candidates: int | None = None, generator: torch.Generator | None = None,
@@ -216,16 +208,15 @@ class LatentBayesSeparator:
             frame_tables = self.likelihood.bound.to(self.device) * c.likelihood_weight     # (S, K * K)
         S = mix_codes.shape[0]
         K = self.vqvae.config.codebook_size
-        batched = c.batched_priors and self.stacked is not None
-        tokens = torch.full((N, B, 1), self.priors[0].config.start_token, dtype=torch.long, device=self.device)
-        state = None if batched else [None] * N
+        stepper = PriorStepper(self.priors, B, self.device, batched=c.batched_priors, stacked=self.stacked)
+        batched = stepper.batched
         codes = torch.empty(B, N, S, dtype=torch.long, device=self.device)
         prior_lp = torch.zeros(B, N, dtype=torch.float64, device=self.device)
         rows = torch.arange(B, device=self.device)
         weight = mixing_weight(N)
         cached: dict[int, torch.Tensor] = {}
         for s in range(S):
-            log_p, state = self._log_probs(tokens, state, batched)           # (N, B, K)
+            log_p = stepper.log_probs(codes[:, :, :s])                        # (N, B, K)
             m = int(mix_codes[s])
             if self.likelihood is not None:
                 log_lik = frame_tables[s].reshape(K, K)
@@ -256,7 +247,7 @@ class LatentBayesSeparator:
             for k in range(N):                                                # chosen: (N, B)
                 prior_lp[:, k] += log_p[k][rows, chosen[k]].double()
             codes[:, :, s] = chosen.T
-            tokens = chosen[:, :, None]
+            stepper.advance(chosen)
         sampled = time.perf_counter() - started
         estimates = None
         if decode:
@@ -281,6 +272,17 @@ class LatentBayesSeparator:
         best = int(prior_scores(candidates.prior_log_prob, candidates.codes.shape[-1]).argmax())
         return codes_to_sources(self.vqvae, candidates.codes[best].to(self.device), flat, self.config.output,
                                 self.config.mask_power)
+
+    @classmethod
+    def from_pretrained(cls, sources, *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
+                        sigma: float = 0.4, n_candidates: int = 16, alpha: float = 0.0,
+                        **_unused) -> LatentBayesSeparator:
+        """LQ-VAE latent posterior sampling + rejection (paper 003): ``<checkpoint>/lqvae.pt`` and its priors."""
+        from sepcore.separation.latent_models import load_latent_models
+
+        vqvae, priors = load_latent_models("lqvae", sources, checkpoint, device)
+        config = LatentBayesConfig.default().replace(sigma=sigma, n_candidates=n_candidates, alpha=alpha, seed=seed)
+        return cls(vqvae, priors, config, device=device).described(sources, vqvae.config.sample_rate)
 
 
 def rejection_scores(candidates: Candidates, mixture: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:

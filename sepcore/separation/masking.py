@@ -51,11 +51,14 @@ def mask_with_waveforms(mixture: torch.Tensor, estimates: torch.Tensor, config: 
     return mask_with_magnitudes(mixture, stft(estimates, config).abs(), config, power)
 
 
-def with_output(separate, output: str):
-    """``separate (T,) -> (N, T)`` as it is (``raw``), or followed by :func:`mask_with_waveforms` (``masked``)."""
+def with_output(separator, output: str):
+    """A :class:`~sepcore.separation.base.Separator` as it is (``raw``), or its estimates used as
+    masks on the mixture (``masked``, :class:`~sepcore.separation.base.MaskedOutput`)."""
     if check_output(output) == "raw":
-        return separate
-    return lambda mixture: mask_with_waveforms(mixture, separate(mixture))
+        return separator
+    from sepcore.separation.base import MaskedOutput
+
+    return MaskedOutput(separator)
 
 
 @torch.no_grad()

@@ -13,20 +13,18 @@ mixing convention (:mod:`sepcore.mixing`). With ``mix(s) = w * sum_k s_k`` (``w 
 the mean, ``1`` for the sum), the equal share is ``m / (w N)``: the mixture itself under the
 mean convention and ``m / N`` under the sum.
 
-Factories follow the registry's contract (:mod:`sepcore.api`): ``factory(sources, *,
-checkpoint, sample_rate, device, seed, **knobs)`` returns ``separate(mixture (time,)) ->
-(n_sources, time)``.
+The registry builds them through :class:`AverageSeparator` and :class:`CrossoverSeparator`
+(:class:`sepcore.separation.base.Separator`; the factory contract is in :mod:`sepcore.api`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from sepcore.mixing import mixing_weight
-
-Separator = Callable[[torch.Tensor], torch.Tensor]
+from sepcore.separation.base import Separator
 
 
 def average(mixture: torch.Tensor, n_sources: int, mixing: str | None = None) -> torch.Tensor:
@@ -65,25 +63,44 @@ def crossover(
     return torch.stack(estimates) / mixing_weight(2, mixing)
 
 
-def make_average(sources: Sequence[str], **_unused) -> Separator:
-    """Registry factory for ``"average"``; it has no knobs and ignores the seed."""
-    n_sources = len(sources)
-    return lambda mixture: average(mixture, n_sources)
+class AverageSeparator(Separator):
+    """``"average"``: every source is the equal share :func:`average`; no knobs, no seed."""
+
+    def __init__(self, sources: Sequence[str], sample_rate: int | None = None):
+        self.described(sources, sample_rate)
+
+    def separate(self, mixture: torch.Tensor) -> torch.Tensor:
+        return average(mixture, len(self.classes))
+
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, sample_rate: int | None = None, **_unused) -> AverageSeparator:
+        return cls(sources, sample_rate)
 
 
-def make_crossover(sources: Sequence[str], *, sample_rate: int | None = None, cutoff_hz: float = 150.0,
-                   low_source: str = "bass", **_unused) -> Separator:
-    """Registry factory for ``"crossover"`` (exactly two sources).
+class CrossoverSeparator(Separator):
+    """``"crossover"`` (exactly two sources): :func:`crossover` at ``cutoff_hz``.
 
     Args:
         cutoff_hz: the crossover frequency in Hz.
         low_source: the name of the source that receives the low band; when it is not one of
             ``sources``, the last source does.
     """
-    if len(sources) != 2:
-        raise ValueError(f"the crossover method separates exactly two sources, got {list(sources)}; "
-                         "pass two names, e.g. --sources drums bass")
-    if sample_rate is None:
-        raise ValueError("the crossover method needs the mixture's sample_rate")
-    low_index = list(sources).index(low_source) if low_source in sources else 1
-    return lambda mixture: crossover(mixture, sample_rate, float(cutoff_hz), low_index=low_index)
+
+    def __init__(self, sources: Sequence[str], sample_rate: int, cutoff_hz: float = 150.0, low_source: str = "bass"):
+        if len(sources) != 2:
+            raise ValueError(f"the crossover method separates exactly two sources, got {list(sources)}; "
+                             "pass two names, e.g. --sources drums bass")
+        if sample_rate is None:
+            raise ValueError("the crossover method needs the mixture's sample_rate")
+        self.described(sources, sample_rate)
+        self.cutoff_hz = float(cutoff_hz)
+        self.low_index = list(sources).index(low_source) if low_source in sources else 1
+
+    def separate(self, mixture: torch.Tensor) -> torch.Tensor:
+        return crossover(mixture, self.sample_rate, self.cutoff_hz, low_index=self.low_index)
+
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, sample_rate: int | None = None, cutoff_hz: float = 150.0,
+                        low_source: str = "bass", **_unused) -> CrossoverSeparator:
+        """Nothing is trained: the knobs are the crossover's settings."""
+        return cls(sources, sample_rate, cutoff_hz, low_source)

@@ -15,12 +15,13 @@ import torch
 
 from sepcore.checkpoints import load_model
 from sepcore.models.convtasnet import ConvTasNet
+from sepcore.separation.base import Separator
 from sepcore.utils import REPO_ROOT, resolve_device
 
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "supervised" / "convtasnet.pt"
 
 
-class SupervisedSeparator:
+class SupervisedSeparator(Separator):
     """``separate(mixture (time,)) -> (n_sources, time)``: the model's outputs for ``classes``, in that order."""
 
     def __init__(self, model: ConvTasNet, classes: Sequence[str] = ("drums", "bass"), device: str = "auto"):
@@ -40,7 +41,13 @@ class SupervisedSeparator:
         estimates = self.model(mixture[None].to(self.device))[0]            # (n_classes, time)
         return estimates[self.index].cpu()
 
-    __call__ = separate
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, checkpoint=None, sample_rate: int | None = None,
+                        device="auto", **_unused) -> SupervisedSeparator:
+        """The committed Conv-TasNet (its sample rate checked against ``sample_rate``)."""
+        sample_rate = sample_rate or 22050
+        return load_supervised(checkpoint or DEFAULT_CHECKPOINT, tuple(sources), sample_rate, device).described(
+            sources, sample_rate)
 
 
 def load_supervised(path: str | Path = DEFAULT_CHECKPOINT, classes: Sequence[str] = ("drums", "bass"),

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from sepcore.mixing import mix
 from sepcore.models.wavenet import WaveNet
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.base import Separator
 from sepcore.separation.posteriors import ScaledBeta, TruncatedNormal
 from sepcore.utils import resolve_device
 
@@ -133,11 +134,12 @@ class PosteriorEncoder(nn.Module):
         return ScaledBeta(first, second) if self.config.posterior == "beta" else TruncatedNormal(first, second)
 
 
-class VariationalSeparator(nn.Module):
+class VariationalSeparator(nn.Module, Separator):
     """One :class:`PosteriorEncoder` per source; ``separate`` returns the **posterior means**.
 
     The mean (rather than the median or a sample) is the estimate that minimises the expected
-    squared error under ``q``; both posterior families give it in closed form.
+    squared error under ``q``; both posterior families give it in closed form. Calling the module
+    separates (``forward`` is :meth:`separate`).
     """
 
     def __init__(self, config: VariationalConfig | None = None):
@@ -165,6 +167,23 @@ class VariationalSeparator(nn.Module):
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
         """``(time,) -> (n_sources, time)``: the posterior means of ``q_k(s_k | m)``."""
         return self.separate_batch(mixture[None])[0]
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        return self.separate(mixture)
+
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, checkpoint="checkpoints/variational/toy_beta.pt",
+                        device="auto", output: str = "raw", **_unused) -> Separator:
+        """The encoders of ``checkpoint`` (toy Beta by default;
+        ``checkpoints/variational/slakh_truncnormal[_score].pt`` for drums and bass).
+        ``output="masked"`` masks the mixture with the posterior means' spectrograms
+        (:func:`sepcore.separation.masking.mask_with_waveforms`)."""
+        from sepcore.checkpoints import load_model
+        from sepcore.separation.masking import with_output
+
+        model = load_model(checkpoint, expect={"sources": tuple(sources)}, expect_class=cls, device=device)
+        model.described(sources, model.config.sample_rate)
+        return with_output(model, output)
 
     def to_device(self, device: str = "auto") -> VariationalSeparator:
         return self.to(resolve_device(device)).eval()

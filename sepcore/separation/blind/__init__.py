@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from sepcore.metrics import permutation_invariant, sdr
+from sepcore.separation.base import Separator
 from sepcore.separation.blind.factorisation import ica_masks, nmf_masks
 from sepcore.separation.blind.ft2d import ft2d_masks
 from sepcore.separation.blind.repet import repet_masks, repet_sim_masks
@@ -97,7 +98,7 @@ def class_order(classes: Sequence[str]) -> list[int]:
     return [0, 1] if ranks[0] < ranks[1] else [1, 0]
 
 
-class BlindSeparator:
+class BlindSeparator(Separator):
     """A blind baseline as a separator: ``mixture (time,) -> (n_sources=2, time)``.
 
     The outputs are in the order of ``classes``, assigned by the fixed rule of the module
@@ -120,7 +121,11 @@ class BlindSeparator:
         masks = compute_masks(self.method, mixture, self.sample_rate, self.stft_config, **self.options)
         return apply_masks(mixture, masks[self.order], self.stft_config, self.mixing)
 
-    __call__ = separate
+    @classmethod
+    def from_pretrained(cls, sources: Sequence[str], *, method: str, sample_rate: int | None = None,
+                        **_unused) -> BlindSeparator:
+        """The registry's loader: nothing is trained, ``method`` names the baseline."""
+        return cls(method, tuple(sources), sample_rate or 22050)
 
     def __repr__(self) -> str:
         return f"BlindSeparator({self.method!r}, classes={self.classes}, roles={self.roles})"
