@@ -275,7 +275,7 @@ class VariantSettings:
         defaults when absent). The quick profile keeps its small searches."""
         from pathlib import Path
 
-        from sepcore.separation.adapters import spectral_lass_defaults
+        from sepcore.separation.latent_models import spectral_lass_defaults
 
         saved = spectral_lass_defaults(Path(checkpoints) / "latents")
         chosen = {"spectral_likelihood_weight": saved["likelihood_weight"], "mask_power": saved["mask_power"]}
@@ -322,7 +322,8 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     def counts(codec_name):
         return load_counts_file(lass / f"counts_{codec_name}_drums_bass.pt")
 
-    def smoothed(codec_name):
+    @functools.cache
+    def smoothed(codec_name):               # one dense (K, K, K) table per codec, shared by its variants
         likelihood, meta = counts(codec_name)
         return SmoothedCountLikelihood(likelihood, models(codec_name)[0].codebook, top_pairs=settings.top_pairs,
                                        **meta["smoothing"])
@@ -418,10 +419,12 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
                                    weights=(1.0, 3.0, 10.0), beams=(10, 32)) -> tuple[dict, pd.DataFrame]:
     """Pick the magnitude likelihood's weight and the beam count of :data:`MAGNITUDE_LASS` on
     **validation** chunks (the counts' weight and the mask power as chosen before)."""
-    def configure(magnitude_weight, spectral_beams):
-        chosen = VariantSettings(**{**settings.__dict__, "magnitude_weight": float(magnitude_weight),
-                                    "spectral_beams": int(spectral_beams)})
-        return build_variants(chosen, checkpoints=checkpoints, device=device, which={MAGNITUDE_LASS})[0].separator
+    separator = build_variants(settings, checkpoints=checkpoints, device=device, which={MAGNITUDE_LASS})[0].separator
+
+    def configure(magnitude_weight, spectral_beams):     # the models loaded once; each point sets the weights
+        separator.config = separator.config.replace(likelihood_weight=float(magnitude_weight), n_rows=int(spectral_beams))
+        separator.likelihood.counts_weight = settings.spectral_likelihood_weight / float(magnitude_weight)
+        return separator
 
     best, table = grid_on_validation(configure, {"magnitude_weight": [float(w) for w in weights],
                                                  "spectral_beams": [int(b) for b in beams]},
@@ -466,7 +469,7 @@ def save_validation_choice(folder, chosen: dict, *, n_chunks: int) -> None:
     import json
     from pathlib import Path
 
-    from sepcore.separation.adapters import SPECTRAL_SETTINGS
+    from sepcore.separation.latent_models import SPECTRAL_SETTINGS
 
     record = {**chosen, "chosen_on": f"{n_chunks} validation chunks (drums/bass), masked-output SDR",
               "written_by": "notebooks/11_lass_audio.md (lv.choose_on_validation)"}

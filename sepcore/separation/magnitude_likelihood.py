@@ -107,8 +107,8 @@ class MagnitudeLikelihood:
         if self.counts is not None:
             with torch.no_grad():
                 mix_codes = self.codec.encode(mixture.to(self.codec.codebook.device))[0].cpu()[: table.shape[0]]
-            count_table = self.counts.table.permute(2, 0, 1).reshape(self.K, self.K * self.K)
-            table = table + self.counts_weight * count_table[mix_codes]
+            count_table = self.counts.table[:, :, mix_codes].permute(2, 0, 1).reshape(-1, self.K * self.K)   # (S, K^2)
+            table = table + self.counts_weight * count_table
         self.bound = table
         self.slice_log_p, self.slice_pairs = table.topk(self.top_pairs, dim=1)                     # (S, L)
         self.slice_log_p, self.slice_pairs = self.slice_log_p.to(self.device), self.slice_pairs.to(self.device)

@@ -189,6 +189,7 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warm-start", action="store_true", help="start from the weights in --out (fresh optimiser)")
     parser.add_argument("--block-size", type=int, default=None, help="prior context in codes (default: the profile's)")
+    parser.add_argument("--dropout", type=float, default=None, help="the prior's dropout (default: the profile's)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
     from sepcore.train.safe_paths import refuse_committed_path
@@ -200,9 +201,9 @@ def main(argv=None) -> None:
     init = None
     if args.warm_start:
         init = load_model(args.out, expect_class=TransformerPrior).state_dict()
-    prior_config = None
-    if args.block_size:
-        prior_config = PriorConfig.for_profile(args.profile).replace(block_size=args.block_size)
+    changes = {name: value for name, value in (("block_size", args.block_size), ("dropout", args.dropout))
+               if value is not None}
+    prior_config = PriorConfig.for_profile(args.profile).replace(**changes) if changes else None
     result = fit_prior(args.codec, args.source_class, args.out, config=config, plan=plan, init_from=init,
                        data_root=args.data_root, prior_config=prior_config)
     print(f"{args.out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/code at step "
