@@ -87,8 +87,16 @@ def main():
                 command, loss = NEW_PRIOR.format(kind=kind, cls=cls, minutes=minutes), f"NLL {meta['best_val']:.4f} nats/code"
                 data = (f"{meta['train_codes']:,} training codes ({meta['train_tracks']} tracks); validation bigram "
                         f"{meta['bigram_nll']:.3f}, unigram {meta['unigram_nll']:.3f}")
-            new_rows.append(f"| `{path.name}` | {size} | {model} | {meta['step']:,} of {meta['planned_steps']:,} | "
-                            f"{meta['best_step']:,} | {meta['cpu_seconds'] / 60:.1f} | {loss} | "
+            steps, best_step, cpu = f"{meta['step']:,} of {meta['planned_steps']:,}", f"{meta['best_step']:,}", f"{meta['cpu_seconds'] / 60:.1f}"
+            first = meta.get("continued_from")
+            if first:                                 # a warm-started continuation: both runs, in order
+                command = (f"{NEW_PRIOR.format(kind=kind, cls=cls, minutes=first['plan']['cpu_minutes'])}, then "
+                           f"{command} --warm-start --lr {meta['plan']['lr']:g}")
+                steps = f"{first['step']:,} + {steps}"
+                best_step = f"{first['step']:,} + {best_step}"
+                cpu = f"{first['cpu_seconds'] / 60:.1f} + {cpu}"
+                loss += f" (first run {first['best_val']:.4f})"
+            new_rows.append(f"| `{path.name}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
                             f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")
             continue
         command = COMMANDS.get(name) or OLD_PRIOR.format(kind=name.split("_")[1], cls=name.split("_")[2])
