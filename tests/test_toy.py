@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sepcore.data.toy import ToyConfig, ToyDataset, key_to_frequency, waveform
+from sepcore.data.toy import ToyConfig, ToyDataset, class_statistics, key_to_frequency, waveform
 from sepcore.mixing import set_mixing
 
 
@@ -83,3 +83,14 @@ def test_bad_config_raises():
         ToyConfig(sample_rate=2000)
     with pytest.raises(ValueError, match="split"):
         ToyDataset(ToyConfig.quick(), "dev")
+
+
+def test_class_statistics_match_the_items_and_the_generator():
+    dataset = ToyDataset(ToyConfig.quick(), "test")
+    stats = class_statistics(dataset, n_items=3).set_index("class")
+    square = torch.stack([dataset[i]["sources"][dataset.classes.index("square")] for i in range(3)])
+    assert stats.loc["square", "rms"] == pytest.approx(float(square.pow(2).mean().sqrt()), rel=1e-6)
+    assert stats.loc["square", "max"] <= 1.0 and stats.loc["square", "min"] >= -1.0
+    low, high = (key_to_frequency(k) for k in dataset.config.key_range)
+    assert (stats.f_min_hz >= low - 1e-6).all() and (stats.f_max_hz <= high + 1e-6).all()
+    assert (stats.f_min_hz <= stats.f_median_hz).all() and (stats.f_median_hz <= stats.f_max_hz).all()

@@ -148,3 +148,18 @@ class ToyDataset(torch.utils.data.Dataset):
     @property
     def manifest_hash(self) -> str:
         return stable_hash({"config": self.config.to_dict(), "split": self.split, "n_items": self.n_items, "mixing": self.mixing})
+
+
+def class_statistics(dataset: ToyDataset, n_items: int = 50) -> pd.DataFrame:
+    """One row per class: amplitude statistics over the first ``n_items`` items (mean, std, min,
+    max, rms) and the generator's frequencies over the whole split (min, median, max in Hz)."""
+    batch = dataset.batch(range(min(len(dataset), n_items)))              # (batch, n_sources, time)
+    manifest = dataset.manifest
+    rows = []
+    for k, name in enumerate(dataset.classes):
+        values, frequencies = batch[:, k], manifest[manifest["class"] == name].frequency
+        rows.append({"class": name, "mean": float(values.mean()), "std": float(values.std()),
+                     "min": float(values.min()), "max": float(values.max()), "rms": float(values.pow(2).mean().sqrt()),
+                     "f_min_hz": float(frequencies.min()), "f_median_hz": float(frequencies.median()),
+                     "f_max_hz": float(frequencies.max())})
+    return pd.DataFrame(rows)
