@@ -202,10 +202,11 @@ class LatentBayesSeparator(Separator):
         started = time.perf_counter()
         T = mixture.shape[-1]
         padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1)).to(self.device)
-        mix_codes = self.vqvae.encode(padded)[0]                               # (S,)
         if self.likelihood is not None:                # each frame its own table: a distinct "code" per frame
-            mix_codes = self.likelihood.bind(padded)[0]
+            mix_codes = self.likelihood.bind(padded)[0]                         # (S,) frame indices
             frame_tables = self.likelihood.bound.to(self.device) * c.likelihood_weight     # (S, K * K)
+        else:
+            mix_codes = self.vqvae.encode(padded)[0]                           # (S,)
         S = mix_codes.shape[0]
         K = self.vqvae.config.codebook_size
         stepper = PriorStepper(self.priors, B, self.device, batched=c.batched_priors, stacked=self.stacked)
