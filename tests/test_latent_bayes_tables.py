@@ -25,3 +25,4 @@ def test_ablation_keeps_the_order_and_adds_the_setting_and_mean(wide):
 
 def test_the_first_run_is_the_one_scored_for_every_alpha():
     assert next(iter(lbt.RUNS)) == "LQ-VAE σ=0.4" and lbt.ALPHAS[0] == 0.0
+

@@ -435,6 +435,28 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
     return best, table
 
 
+#: The suffixes of continuation curves, in the order they were run (``scripts/promote_continued_prior.py``).
+CONTINUATIONS = ("continued", "dropout", "continued2")
+
+
+def prior_training_curve(folder, name: str) -> pd.DataFrame:
+    """The whole validation curve of a committed prior ``name``: its first run, then each continuation
+    (``<name>_<suffix>.csv`` of :data:`CONTINUATIONS`) that was promoted, i.e. that reached a lower
+    validation NLL than every run before it; CPU time and steps run on across the runs."""
+    from pathlib import Path
+
+    curve = pd.read_csv(Path(folder) / f"{name}.csv")
+    for suffix in CONTINUATIONS:
+        path = Path(folder) / f"{name}_{suffix}.csv"
+        if not path.exists():
+            continue
+        more = pd.read_csv(path)
+        if more.val_loss.min() < curve.val_loss.min():
+            more = more.assign(step=more.step + curve.step.max(), cpu_s=more.cpu_s + curve.cpu_s.max())
+            curve = pd.concat([curve, more], ignore_index=True)
+    return curve
+
+
 def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums", "bass"), split="test", *,
                     profile="default", data_root=None, n_windows=64) -> pd.DataFrame:
     """Held-out NLL per code of each class prior against the unigram and bigram baselines counted on the
@@ -455,12 +477,14 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
             windows = fixed_windows(held, window, n_windows, seed=2)
             K = prior.config.vocab_size
             info = prior.checkpoint_info["metadata"]
+            runs = [*info.get("continued_from", []), info]          # a continued prior: every run, oldest first
             with torch.no_grad():
                 nll = prior_nll(prior, windows)
             rows.append({"codec": codec_name, "class": c, "prior_nll": nll, "bigram_nll": ngram_nll(train, windows, K, 2),
                          "unigram_nll": ngram_nll(train, windows, K, 1), "uniform_nll": float(torch.tensor(K).log()),
-                         "steps": info.get("step", info.get("steps_done")), "cpu_minutes": round(info.get("cpu_seconds", float("nan")) / 60, 1),
-                         "train_codes": info.get("train_codes")})
+                         "steps": sum(run.get("step", run.get("steps_done")) or 0 for run in runs),
+                         "cpu_minutes": round(sum(run.get("cpu_seconds", float("nan")) for run in runs) / 60, 1),
+                         "runs": len(runs), "train_codes": info.get("train_codes")})
     return pd.DataFrame(rows)
 
 
