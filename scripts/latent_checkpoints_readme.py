@@ -4,6 +4,8 @@ from pathlib import Path
 
 import torch
 
+from sepcore.checkpoints import training_runs
+
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "checkpoints" / "latents"
 TRAINING = ROOT / "tables" / "training"
@@ -104,8 +106,7 @@ def main():
                 data = (f"{meta['train_codes']:,} training codes ({meta['train_tracks']} tracks); validation bigram "
                         f"{meta['bigram_nll']:.3f}, unigram {meta['unigram_nll']:.3f}")
             steps, best_step, cpu = f"{meta['step']:,} of {meta['planned_steps']:,}", f"{meta['best_step']:,}", f"{meta['cpu_seconds'] / 60:.1f}"
-            earlier = meta.get("continued_from", [])
-            earlier = [earlier] if isinstance(earlier, dict) else earlier
+            earlier = training_runs(meta)[:-1]
             if earlier:                               # warm-started continuations: every run, in order
                 first, rest = earlier[0], [*earlier[1:], meta]
                 target = f"checkpoints/latents/prior_{kind}_{cls}.pt"

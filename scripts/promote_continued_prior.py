@@ -12,7 +12,7 @@ best is worse than what it holds.
 import argparse
 from pathlib import Path
 
-from sepcore.checkpoints import load_model, save_checkpoint
+from sepcore.checkpoints import load_model, save_checkpoint, training_runs
 from sepcore.models.transformer import TransformerPrior
 
 RECORD = ("step", "planned_steps", "best_step", "best_val", "cpu_seconds", "plan", "stopped_by")
@@ -32,8 +32,7 @@ def main(argv=None) -> None:
     if second["best_val"] >= first["best_val"]:
         print(f"kept {args.committed}: the continuation is not better")
         return
-    earlier = first.get("continued_from", [])
-    earlier = [earlier] if isinstance(earlier, dict) else list(earlier)     # the runs before, oldest first
+    earlier = training_runs(first)[:-1]                                    # the runs before, oldest first
     metadata = {**second, "continued_from": [*earlier, {key: first.get(key) for key in RECORD}]}
     save_checkpoint(Path(args.committed), continued, manifest_hash=continued.checkpoint_info.get("manifest_hash"),
                     metadata=metadata)

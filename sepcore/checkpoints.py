@@ -153,3 +153,10 @@ def load_model(
         raise CheckpointError(f"{path}: weights do not fit {payload['model_class']}({config}): {error}") from error
     model.checkpoint_info = {**{k: payload[k] for k in ("versions", "manifest_hash", "metadata")}, "path": str(path)}
     return model.to(device).eval()
+
+
+def training_runs(metadata: dict) -> list[dict]:
+    """The metadata of every run of a model continued from its committed weights, oldest first
+    (``metadata["continued_from"]``, ``scripts/promote_continued_prior.py``), ending with the last run."""
+    earlier = metadata.get("continued_from", [])
+    return [*([earlier] if isinstance(earlier, dict) else earlier), metadata]

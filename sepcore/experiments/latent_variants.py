@@ -463,7 +463,7 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
     training codes, on the same fixed windows of ``split`` (nats per code; lower is better)."""
     from pathlib import Path
 
-    from sepcore.checkpoints import load_model
+    from sepcore.checkpoints import load_model, training_runs
     from sepcore.train.prior_fit import class_codes, fixed_windows, ngram_nll, prior_nll
 
     rows = []
@@ -477,7 +477,7 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
             windows = fixed_windows(held, window, n_windows, seed=2)
             K = prior.config.vocab_size
             info = prior.checkpoint_info["metadata"]
-            runs = [*info.get("continued_from", []), info]          # a continued prior: every run, oldest first
+            runs = training_runs(info)                              # a continued prior: every run, oldest first
             with torch.no_grad():
                 nll = prior_nll(prior, windows)
             rows.append({"codec": codec_name, "class": c, "prior_nll": nll, "bigram_nll": ngram_nll(train, windows, K, 2),
