@@ -16,3 +16,12 @@ def test_a_prior_curve_appends_only_the_continuations_that_were_promoted(tmp_pat
     curve = prior_training_curve(tmp_path, "prior_x")
     assert list(curve.val_loss) == [2.0, 1.5, 1.45, 1.4]
     assert list(curve.step) == [250, 500, 750, 1000] and list(curve.cpu_s) == [60.0, 120.0, 180.0, 240.0]
+
+
+def test_training_runs_lists_every_run_oldest_first():
+    from sepcore.checkpoints import training_runs
+
+    last = {"step": 3, "continued_from": [{"step": 1}, {"step": 2}]}
+    assert [r["step"] for r in training_runs(last)] == [1, 2, 3]
+    assert [r["step"] for r in training_runs({"step": 5, "continued_from": {"step": 4}})] == [4, 5]
+    assert training_runs({"step": 7}) == [{"step": 7}]
