@@ -117,7 +117,7 @@ def main():
                     + (f" --dropout {payload['config']['dropout']:g}" if run is meta and payload["config"].get("dropout") else "")
                     + f" && python scripts/promote_continued_prior.py {target} COPY" for run in rest)
                 steps = " + ".join([*(f"{run['step']:,}" for run in earlier), steps])
-                best_step = " + ".join([*(f"{run['step']:,}" for run in earlier), best_step])
+                best_step = " + ".join([*(f"{run['best_step']:,}" for run in earlier), best_step])   # each run began at the best before
                 cpu = " + ".join([*(f"{run['cpu_seconds'] / 60:.1f}" for run in earlier), cpu])
                 loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
             new_rows.append(f"| `{path.name}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "

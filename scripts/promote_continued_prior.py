@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     metadata = {**second, "continued_from": [*earlier, {key: first.get(key) for key in RECORD}]}
     save_checkpoint(Path(args.committed), continued, manifest_hash=continued.checkpoint_info.get("manifest_hash"),
                     metadata=metadata)
-    print(f"wrote {args.committed} (continuation, metadata continued_from the first run)")
+    print(f"wrote {args.committed} (the continuation; the earlier runs are in its metadata, continued_from)")
 
 
 if __name__ == "__main__":
