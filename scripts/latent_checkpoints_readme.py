@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from sepcore.checkpoints import training_runs
+from sepcore.experiments.latent_variants import CONTINUATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "checkpoints" / "latents"
@@ -45,33 +46,37 @@ def collapse_note() -> str:
     return text
 
 
+def attempt_row(codec: str, cls: str, flags: str, first, curve, best: dict) -> str:
+    """One continuation's README row; ``best`` holds each prior's best validation NLL so far (a
+    continuation is promoted when it goes below it, as in ``scripts/promote_continued_prior.py``)."""
+    before = best.setdefault((codec, cls), first.val_loss.min())
+    after = curve.val_loss.min()
+    best[(codec, cls)] = min(before, after)
+    return (f"| `prior_{codec}_{cls}` | {flags} | {before:.3f} | {after:.3f} | {int(curve.step.max()):,} | "
+            f"{curve.cpu_s.max() / 60:.1f} | {curve.train_loss.iloc[-1]:.3f} | {'yes' if after < before else 'no'} |")
+
+
 def continuation_note() -> str:
     """Every attempt to continue a prior from its committed weights (curves kept as evidence): the
     spectral priors at a higher learning rate and with dropout, the waveform VQ-VAE priors."""
     import pandas as pd
 
-    attempts = (("spectral", "continued", "`--warm-start --lr 5e-4 --cpu-minutes 50`"),
-                ("spectral", "dropout", "`--warm-start --lr 3e-4 --dropout 0.1 --cpu-minutes 18`"),
-                ("vqvae", "continued", "`--warm-start --lr 5e-4 --cpu-minutes 40`"),
-                ("vqvae", "continued2", "`--warm-start --lr 2e-4 --cpu-minutes 18`, from the first continuation"))
+    flags = {("spectral", "continued"): "`--warm-start --lr 5e-4 --cpu-minutes 50`",
+             ("spectral", "dropout"): "`--warm-start --lr 3e-4 --dropout 0.1 --cpu-minutes 18`",
+             ("vqvae", "continued"): "`--warm-start --lr 5e-4 --cpu-minutes 40`",
+             ("vqvae", "continued2"): "`--warm-start --lr 2e-4 --cpu-minutes 18`, from the first continuation"}
     rows, best = [], {}
-    for codec, suffix, flags in attempts:
-        for cls in ("drums", "bass"):
-            curve, first = TRAINING / f"prior_{codec}_{cls}_{suffix}.csv", TRAINING / f"prior_{codec}_{cls}.csv"
-            if not (curve.exists() and first.exists()):
-                continue
-            c = pd.read_csv(curve)
-            before = best.setdefault((codec, cls), pd.read_csv(first).val_loss.min())
-            promoted = c.val_loss.min() < before
-            best[(codec, cls)] = min(before, c.val_loss.min())
-            rows.append(f"| `prior_{codec}_{cls}` | {flags} | {before:.3f} | {c.val_loss.min():.3f} | "
-                        f"{int(c.step.max()):,} | {c.cpu_s.max() / 60:.1f} | {c.train_loss.iloc[-1]:.3f} | "
-                        f"{'yes' if promoted else 'no'} |")
+    for codec in ("spectral", "vqvae"):
+        for suffix in CONTINUATIONS:                  # the order the continuations ran in
+            for cls in ("drums", "bass"):
+                curve, first = TRAINING / f"prior_{codec}_{cls}_{suffix}.csv", TRAINING / f"prior_{codec}_{cls}.csv"
+                if (codec, suffix) in flags and curve.exists() and first.exists():
+                    rows.append(attempt_row(codec, cls, flags[(codec, suffix)], pd.read_csv(first), pd.read_csv(curve), best))
     if not rows:
         return ""
     return ("\nContinuations from the committed weights (fresh optimiser, 100 warm-up steps, written to a copy outside "
             "`checkpoints/`, COPY in the commands below, and promoted by `scripts/promote_continued_prior.py` only when their validation NLL is "
-            "lower; curves: `tables/training/prior_<codec>_<class>_<continued|continued2|dropout>.csv`):\n\n"
+            f"lower; curves: `tables/training/prior_<codec>_<class>_<{'|'.join(sorted(CONTINUATIONS))}>.csv`):\n\n"
             "| prior | flags | best validation NLL before | after | steps | CPU-min | last training NLL | promoted |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\nThe spectral priors' training NLL falls well "
             "below their validation NLL (516,600 training codes per class): they are limited by data more than by steps. "
