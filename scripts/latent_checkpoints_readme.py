@@ -6,6 +6,8 @@ import torch
 
 from sepcore.checkpoints import training_runs
 from sepcore.experiments.latent_variants import CONTINUATIONS
+from sepcore.experiments.latents import LIN_WEIGHT_FOLDER
+from sepcore.utils import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "checkpoints" / "latents"
@@ -23,26 +25,33 @@ NEW_PRIOR = ("OMP_NUM_THREADS=1 python -m sepcore.train.prior_fit --codec checkp
 SPECTRAL = "OMP_NUM_THREADS=1 python -m sepcore.train.spectral_codec --cpu-minutes {minutes:g} --out checkpoints/latents/spectral.pt"
 WAVEFORM = ("OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --lin-weight {lin:g} --cpu-minutes {minutes:g} "
             "--out checkpoints/latents/{name}.pt")
+CHOOSE = " && python scripts/choose_lin_weight.py (copies the validation-chosen candidate to checkpoints/latents/lqvae.pt)"
 
 
 def collapse_note() -> str:
-    """What the latents chapter measured on the committed codecs (test codebook perplexity, reconstruction)."""
+    """The L_lin weight's choice on validation (``scripts/choose_lin_weight.py`` wrote the table)."""
     import pandas as pd
 
-    table = ROOT / "tables" / "latents" / "reconstruction_linearity.csv"
+    table = ROOT / "tables" / "latents" / "lin_weight_validation.csv"
     if not table.exists():
         return ""
-    by = pd.read_csv(table).set_index("model")
-    lq, vq = by.loc["LQ-VAE"], by.loc["VQ-VAE"]
+    rows = pd.read_csv(table)
+    lines = "\n".join(f"| {r.model} | {r.rec_sdr_drums:.2f} / {r.rec_sdr_bass:.2f} | {r.code_sum_sdr:.2f} | "
+                       f"{r['linearity_%']:.1f} | {r.perplexity:.1f} | {'**chosen**' if r.chosen else ''} |"
+                       for _, r in rows.iterrows())
+    text = ("\nThe LQ-VAE's L_lin weight was chosen on the validation split among three candidates "
+            f"(`checkpoints/latents/{LIN_WEIGHT_FOLDER}/`; criterion: the SDR of the decoded code table M[z1, z2] "
+            "against the mixture, `sepcore.experiments.latents.choose_lin_weight`; table "
+            "`tables/latents/lin_weight_validation`). At Eq. 8's weight 1 (a sum over the 32 channels) the "
+            "codebook collapsed onto a few codes, where L_lin is trivially small; 1/32 is the effective weight "
+            "of the reference code (a mean over the channels).\n\n"
+            "| candidate | reconstruction SDR drums / bass (dB) | code-sum SDR (dB) | linearity (%) | codebook perplexity | |\n"
+            "|---|---|---|---|---|---|\n" + lines + "\n")
     retry = TRAINING / "lqvae_lr3e-4.csv"
-    text = (f"\nOn the latents chapter's test chunks the LQ-VAE's codebook perplexity is {lq.perplexity:.2f} against the "
-            f"VQ-VAE's {vq.perplexity:.1f} (K = {int(vq.K)}), and it reconstructs drums / bass at {lq.rec_sdr_drums:.2f} / "
-            f"{lq.rec_sdr_bass:.2f} dB against {vq.rec_sdr_drums:.2f} / {vq.rec_sdr_bass:.2f} dB: with Eq. 8 at weight 1 "
-            "(a sum over the 32 channels) the LQ-VAE collapsed onto a few codes, where L_lin is trivially small.")
     if retry.exists():
         curve = pd.read_csv(retry)
-        text += (f" A retry at learning rate 3e-4 diverged (validation objective {curve.val_loss.max():.3g} at step "
-                 f"{int(curve.step.max())}; `tables/training/lqvae_lr3e-4.csv`) and was discarded.")
+        text += (f"\nA retry of weight 1 at learning rate 3e-4 diverged (validation objective {curve.val_loss.max():.3g} "
+                 f"at step {int(curve.step.max())}; `tables/training/lqvae_lr3e-4.csv`) and was discarded.\n")
     return text
 
 
@@ -86,7 +95,9 @@ def continuation_note() -> str:
 
 def main():
     new_rows, old_rows = [], []
-    for path in sorted(FOLDER.glob("*.pt")):
+    candidates = sorted((FOLDER / LIN_WEIGHT_FOLDER).glob("*.pt"))
+    chosen = {file_sha256(path): path for path in candidates}.get(file_sha256(FOLDER / "lqvae.pt"))
+    for path in [*sorted(FOLDER.glob("*.pt")), *candidates]:
         if path.name.startswith("codes_") or path.name.endswith(".state.pt"):
             continue
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -99,9 +110,12 @@ def main():
             if name == "spectral":
                 command, loss = SPECTRAL.format(minutes=minutes), f"feature MSE {meta['best_val']:.4f}"
                 data = meta.get("data")
-            elif name in ("vqvae", "lqvae"):
+            elif name == "vqvae" or name.startswith("lqvae"):
                 lin = meta["train_config"]["lin_weight"]
-                command = WAVEFORM.format(lin=lin, minutes=minutes, name=name)
+                trained_as = path if name != "lqvae" or chosen is None else chosen
+                command = WAVEFORM.format(lin=lin, minutes=minutes, name=trained_as.relative_to(FOLDER).with_suffix(""))
+                if name == "lqvae" and chosen is not None:
+                    command += CHOOSE
                 loss = (f"objective {meta['best_val']:.4f} (reconstruction MSE {meta.get('val_rec', float('nan')):.5f}, "
                         f"Eq. 8 L_lin {meta.get('val_lin', float('nan')):.4f})")
                 data = f"{meta.get('data')}; validation: 48 fixed pairs of two classes"
@@ -125,7 +139,7 @@ def main():
                 best_step = " + ".join([*(f"{run['best_step']:,}" for run in earlier), best_step])   # each run began at the best before
                 cpu = " + ".join([*(f"{run['cpu_seconds'] / 60:.1f}" for run in earlier), cpu])
                 loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
-            new_rows.append(f"| `{path.name}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
+            new_rows.append(f"| `{path.relative_to(FOLDER)}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
                             f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")
             continue
         command = COMMANDS.get(name) or OLD_PRIOR.format(kind=name.split("_")[1], cls=name.split("_")[2])
@@ -164,9 +178,9 @@ windows of 512 codes at random offsets and random positions of the block, batch 
 96 fixed windows of the validation split. The spectral codec: `sepcore.models.spectral_codec`
 (log-magnitude STFT frames, 1024 / 256, K = 256, D = 32), trained on independent random 3 s crops of
 drums, bass and guitar and their mean mixtures; validation: 32 fixed crops per class. The waveform
-VQ-VAE and LQ-VAE (`sepcore.models.vqvae`, K = 256, D = 32, hop 64): batches of 8 crops of 8192
-samples, pairs of two different classes and their mean mixtures reconstructed too, the LQ-VAE with
-L_lin of paper 003's Eq. 8 (weight 1) and the VQ-VAE without; the same seed, data and CPU budget;
+VQ-VAE and LQ-VAEs (`sepcore.models.vqvae`, K = 256, D = 32, hop 64): batches of 8 crops of 8192
+samples, pairs of two different classes and their mean mixtures reconstructed too, the LQ-VAEs with
+L_lin of paper 003's Eq. 8 at weights 1, 1/8 and 1/32 and the VQ-VAE without; the same seed and data;
 the objective (plateau and best weights) is the whole loss on 48 fixed validation pairs.
 """ + collapse_note() + "\n" + continuation_note() + """
 

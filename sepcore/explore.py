@@ -15,6 +15,9 @@ without touching this module or the chapter.
 - :class:`Explorer`: the live widget (needs a kernel; the rendered book shows the grid).
 - :func:`default_examples`: drums/bass chunks of the embedded Slakh-format dataset when the
   data package provides it, else toy mixtures.
+- :class:`ExploreChapterConfig`, :func:`registry_table`, :func:`chapter_grid` and
+  :func:`grid_summary`: the Explore chapter's settings per profile, its menu table, its static
+  grid and the grid's mean scores per setting.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 
 from sepcore import api
 from sepcore.metrics import sdr, si_sdr
+from sepcore.profiles import ProfileConfig
 
 
 @dataclass
@@ -147,6 +151,44 @@ def grid_table(examples: Sequence[Example], grid: Sequence[dict], seed: int = 0,
             rows.append({"mixture": example.name, "setting": setting["label"], "method": setting["method"],
                          **score(example, result), "seconds": info["seconds"]})
     return pd.DataFrame(rows), estimates
+
+
+@dataclass
+class ExploreChapterConfig(ProfileConfig):
+    """``n_examples`` mixtures of ``clip_seconds`` each for the chapter's grid."""
+
+    n_examples: int = 3
+    clip_seconds: float = 3.0
+
+    @classmethod
+    def quick(cls):
+        return cls(n_examples=1, clip_seconds=2.0)
+
+
+def registry_table(usable: Sequence[str], skipped: Mapping[str, str]) -> pd.DataFrame:
+    """One row per registered method: description, whether it runs here (or why not), its knobs with
+    their defaults, whether it needs a checkpoint and its sample rate. ``usable`` and ``skipped`` are
+    :func:`compatible_methods`' answer."""
+    return pd.DataFrame([{
+        "method": spec.name,
+        "description": spec.description,
+        "runs here": "yes" if spec.name in usable else "no: " + skipped.get(spec.name, "")[:80],
+        "knobs": ", ".join(f"{k}={v.default!r}" for k, v in spec.knobs().items()) if spec.availability()[0] else "",
+        "checkpoint": "needed" if spec.needs_checkpoint else "-",
+        "sample rate": spec.sample_rate or "any",
+    } for spec in api.list_methods()]).set_index("method")
+
+
+def chapter_grid(methods: Sequence[str]) -> list[dict]:
+    """The static grid: methods with trained models (seconds to minutes per mixture) at their defaults
+    only, every knob of the fast ones swept to its ends (:func:`settings_grid`)."""
+    generative = [m for m in methods if api.get_method(m).needs_checkpoint]
+    return settings_grid([m for m in methods if m not in generative]) + settings_grid(generative, points=0)
+
+
+def grid_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """:func:`grid_table`'s rows averaged over the mixtures: one row per setting."""
+    return scores.drop(columns=["mixture"]).groupby(["setting", "method"], sort=False).mean().reset_index()
 
 
 def knob_widget(name: str, knob: api.Knob):

@@ -11,13 +11,17 @@ with the command that makes it), and a model trained on the fly at the profile's
 * :func:`get_vqvae` and :func:`get_prior`: the waveform ``lqvae`` (with L_lin) and ``vqvae``
   (without) and one prior per (autoencoder, class), ``checkpoints/latents/prior_<vq>_<class>.pt``.
   Models trained on the fly go to ``work_dir/latent-models-<profile>/`` and are reused by later
-  chapters of the same run.
+  chapters of the same run;
+* :func:`get_variational`: the amortised variational encoders of the toy data (Beta posteriors)
+  or of drums + bass (truncated normal), with the flow priors they were trained against;
+* :func:`get_supervised`: the Conv-TasNet checkpoint (``checkpoints/supervised/convtasnet.pt``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sepcore.checkpoints import load_model
@@ -67,7 +71,17 @@ def get_flow_priors(
 
 
 LATENTS = CHECKPOINTS / "latents"
-LIN_WEIGHT = {"lqvae": 1.0, "vqvae": 0.0}
+KINDS = ("lqvae", "vqvae")
+
+
+def lin_weight(kind: str) -> float:
+    """The L_lin weight a ``kind`` autoencoder trains with: none for the ``vqvae``; for the ``lqvae``,
+    the weight of the committed ``lqvae.pt`` (chosen on validation, ``scripts/choose_lin_weight.py``),
+    else Eq. 7's 1."""
+    if kind == "vqvae":
+        return 0.0
+    committed = LATENTS / "lqvae.pt"
+    return float(load_model(committed, expect_class=VQVAE).config.lin_weight) if committed.exists() else 1.0
 
 
 def _folder(profile: str, retrain: bool, work_dir) -> Path:
@@ -81,7 +95,7 @@ def _folder(profile: str, retrain: bool, work_dir) -> Path:
 def get_vqvae(kind: str, *, profile: str, retrain: bool = False, work_dir=".", data_root=None,
               device="cpu") -> VQVAE:
     """The ``lqvae`` or ``vqvae`` of ``profile``: loaded from ``checkpoints/latents`` or trained."""
-    if kind not in LIN_WEIGHT:
+    if kind not in KINDS:
         raise ValueError(f"kind must be 'lqvae' or 'vqvae', got {kind!r}")
     path = _folder(profile, retrain, work_dir) / f"{kind}.pt"
     if path.exists():
@@ -91,7 +105,7 @@ def get_vqvae(kind: str, *, profile: str, retrain: bool = False, work_dir=".", d
     from sepcore.train.fit import FitPlan
     from sepcore.train.vqvae import VQVAETrainConfig, fit_vqvae
 
-    config = VQVAETrainConfig.for_profile(profile, lin_weight=LIN_WEIGHT[kind])
+    config = VQVAETrainConfig.for_profile(profile, lin_weight=lin_weight(kind))
     every = max(1, config.steps // 5)
     plan = FitPlan(steps=config.steps, lr=config.lr, warmup_steps=min(100, config.steps // 10), eval_every=every,
                    checkpoint_every=every, patience=10, min_delta=1e-5, weight_decay=0.0)
@@ -116,3 +130,60 @@ def get_prior(kind: str, source_class: str, vqvae: VQVAE, *, profile: str, retra
                           out=folder / f"codes_{kind}_{source_class}.pt")
     return train_prior(config, codes, path, vocab_size=vqvae.config.codebook_size, source_class=source_class,
                        device=device, metadata={"data": source.data}).to(device)
+
+
+def get_supervised(*, profile: str, retrain: bool = False, work_dir=".", data_root=None, device="cpu") -> Path:
+    """The Conv-TasNet checkpoint of ``profile``: the committed one under ``default``, else one of the
+    profile's size trained on (mixture, sources) pairs of ``data_root`` into ``work_dir``."""
+    from sepcore.separation.supervised import DEFAULT_CHECKPOINT
+
+    if profile == "default" and not retrain:
+        return Path(DEFAULT_CHECKPOINT)
+    from sepcore.data.slakh import resolve_root
+    from sepcore.models.convtasnet import ConvTasNetConfig
+    from sepcore.train.supervised import train
+
+    checkpoint = Path(work_dir) / f"convtasnet-{profile}.pt"
+    train(ConvTasNetConfig.for_profile(profile), resolve_root(profile, data_root), checkpoint, device=str(device),
+          log=lambda *_: None)
+    return checkpoint
+
+
+@dataclass
+class VariationalRun:
+    """Encoders and what they were trained with: ``priors`` in the separator's source order,
+    ``history`` one row per logged step, ``train_seconds`` wall time, ``train_config`` a
+    :class:`~sepcore.train.variational.VariationalTrainConfig`."""
+
+    separator: object
+    priors: list
+    history: list
+    train_seconds: float
+    train_config: object
+
+
+def get_variational(dataset: str, *, profile: str, retrain: bool = False, seed: int = 0, data_root=None,
+                    device="cpu") -> VariationalRun:
+    """The variational encoders of ``dataset`` (``"toy"``: Beta posteriors; ``"slakh"``: truncated
+    normal, drums + bass): the committed checkpoint and the committed flow priors under ``default``,
+    else encoders trained here against the profile's flows (retrained too when ``retrain``)."""
+    from sepcore.separation.variational import VariationalSeparator
+    from sepcore.train.variational import VariationalTrainConfig, train_slakh, train_toy
+    from sepcore.train.variational import checkpoint_path as encoders_path
+
+    if dataset not in ("toy", "slakh"):
+        raise ValueError(f"dataset must be 'toy' or 'slakh', got {dataset!r}")
+    if profile != "default" or retrain:
+        if dataset == "toy":
+            trained = train_toy(profile, retrain_priors=retrain, seed=seed, device=str(device))
+        else:
+            trained = train_slakh(profile, data_root=data_root, retrain_priors=retrain, seed=seed, device=str(device))
+        separator, history, priors, seconds = trained
+        return VariationalRun(separator.to(device).eval(), priors, history, seconds,
+                              VariationalTrainConfig.for_profile(profile))
+    separator = load_model(encoders_path(dataset, "beta" if dataset == "toy" else "truncnormal"),
+                           expect_class=VariationalSeparator)
+    meta = separator.checkpoint_info["metadata"]
+    prior_map, _ = get_flow_priors(separator.config.sources, profile, dataset=dataset, seed=seed)
+    return VariationalRun(separator.to(device).eval(), [prior_map[name] for name in separator.config.sources],
+                          meta["history"], meta["wall_seconds"], VariationalTrainConfig.from_dict(meta["train_config"]))

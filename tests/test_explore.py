@@ -98,3 +98,30 @@ def test_default_examples_fall_back_to_toy_without_the_data_package(tmp_path):
     examples, description, manifest_hash = explore.default_examples("quick", tmp_path, n=2, seconds=1.0)
     assert [e.classes for e in examples] == [("sine", "sawtooth")] * 2 and "toy" in description
     assert all(torch.allclose(mix(e.references), e.mixture) for e in examples)
+
+
+def test_chapter_grid_sweeps_fast_methods_only_and_the_summary_averages_mixtures(scaled_method):
+    factory = api.get_method("scaled").factory
+    api.register_method("scaled_trained", factory, description="test", needs_checkpoint=True,
+                        knobs={"gain": api.Knob(1.0, 0.5, 2.0, 0.1)})
+    try:
+        grid = explore.chapter_grid(["scaled", "scaled_trained"])
+    finally:
+        api._REGISTRY.pop("scaled_trained", None)
+    assert [(s["method"], s["knobs"]) for s in grid] == [
+        ("scaled", {}), ("scaled", {"gain": 0.5}), ("scaled", {"gain": 2.0}), ("scaled", {"repeats": 3}),
+        ("scaled_trained", {})]                                  # a method with a checkpoint: defaults only
+    examples = [example(), explore.Example("ex2", example().mixture * 0.5, RATE, ("s0", "s1"), example().references * 0.5)]
+    scores, _ = explore.grid_table(examples, grid[:2], device="cpu")
+    summary = explore.grid_summary(scores)
+    assert list(summary.setting) == [grid[0]["label"], grid[1]["label"]]
+    first = scores[scores.setting == grid[1]["label"]]
+    assert summary.loc[1, "sdr_s0"] == pytest.approx(first.sdr_s0.mean())
+
+
+def test_registry_table_says_why_a_method_cannot_run():
+    usable, skipped = explore.compatible_methods(("a", "b", "c"), RATE)
+    table = explore.registry_table(usable, skipped)
+    assert table.loc["average", "runs here"] == "yes"
+    assert table.loc["crossover", "runs here"].startswith("no: ") and "two sources" in table.loc["crossover", "runs here"]
+    assert set(table.index) == {spec.name for spec in api.list_methods()}

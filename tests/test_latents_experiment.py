@@ -45,3 +45,21 @@ def test_linearity_and_perplexity_are_what_they_say():
     glue = latents.linearity_glue(summary)
     holds = summary.set_index("model").loc["LQ-VAE", "linearity_%"] > summary.set_index("model").loc["VQ-VAE", "linearity_%"]
     assert glue["latents_lin_claim"] == ("holds" if holds else "does not hold")
+
+
+def test_the_lin_weight_goes_to_the_candidate_whose_code_sum_decodes_the_mixture_best(tmp_path):
+    from sepcore.checkpoints import save_checkpoint
+
+    collapsed = tiny(1)
+    with torch.no_grad():                       # a collapsed codec: every code decodes to silence
+        for p in collapsed.decoder.parameters():
+            p.zero_()
+    for model, weight in ((tiny(0), 0.125), (tiny(2), 0.5), (collapsed, 1.0)):
+        model.config = model.config.replace(lin_weight=weight)
+        save_checkpoint(tmp_path / f"lqvae_lin{weight:g}.pt", model)
+    candidates = latents.lin_weight_candidates(tmp_path)
+    assert list(candidates) == ["L_lin weight 0.125", "L_lin weight 0.5", "L_lin weight 1"]   # by increasing weight
+    chosen, summary = latents.choose_lin_weight(candidates, Chunks())
+    by = summary.set_index("model")
+    assert by["chosen"].sum() == 1 and by.loc[chosen, "code_sum_sdr"] == by["code_sum_sdr"].max()
+    assert chosen != "L_lin weight 1"           # silence scores no SDR at all

@@ -1,5 +1,6 @@
 """The LASS images chapter (notebooks/10_lass_images.md): paper 004 on mixtures of two digits.
 
+* :class:`LassImagesChapterConfig`: the chapter's sizes per profile;
 * :func:`density_table`: the count tensors' sizes and densities (paper 004, Table 1), for the
   digits and every committed audio count file;
 * :func:`best_order_psnr`: PSNR per source, best over the two orders (one class-agnostic prior);
@@ -14,15 +15,32 @@ Shapes: mixtures ``(M, 28, 28)`` in ``[0, 2]`` (sum mixture); references and est
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from sepcore.metrics import permutation_invariant, psnr
+from sepcore.profiles import ProfileConfig
 from sepcore.separation.count_files import load_counts, load_counts_file
 from sepcore.separation.image_baselines import NMFSeparator, average_separation
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator
+
+
+@dataclass
+class LassImagesChapterConfig(ProfileConfig):
+    """Test mixtures, candidates per sampler, refinement steps (paper 004's 500) and NMF components."""
+
+    n_mixtures: int = 100
+    n_candidates: int = 32
+    refine_steps: int = 500
+    nmf_components: int = 40
+
+    @classmethod
+    def quick(cls):
+        return cls(n_mixtures=8, n_candidates=8, refine_steps=40, nmf_components=16)
+
 
 SAMPLER_LABELS = {"top_k": "top-k (k=16)", "top_p": "top-p (p=0.9)"}
 

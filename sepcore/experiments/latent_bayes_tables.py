@@ -1,5 +1,6 @@
 """The latent Bayes chapter (notebooks/09_latent_bayes.md): paper 003's Tables 1 and 2 and its ablations.
 
+* :class:`LatentBayesChapterConfig`: the chapter's chunks per profile;
 * :func:`run_configurations`: the mixture, latent Bayes in each configuration of :data:`RUNS`
   (candidates sampled once per chunk, then scored by every selection rule,
   :class:`~sepcore.separation.latent_runs.CandidateBank`), and each codec's ceiling, on the same
@@ -14,14 +15,33 @@ Shapes: scores frames have one row per (method, chunk, source); ``wide`` is meth
 from __future__ import annotations
 
 import resource
+from dataclasses import dataclass
 
 import pandas as pd
 
 from sepcore.evaluation import evaluate, summarise
+from sepcore.profiles import ProfileConfig
 from sepcore.separation.latent_bayes import LatentBayesSeparator
 from sepcore.separation.latent_runs import CandidateBank
 from sepcore.separation.naive import average
 from sepcore.separation.oracle import codec_oracle_separator
+
+
+@dataclass
+class LatentBayesChapterConfig(ProfileConfig):
+    """Chunks of ``chunk_length`` samples: ``n_chunks`` of drums + bass, ``n_pair_chunks`` of each
+    ``extra_pairs`` and ``n_chunks3`` of drums + bass + guitar."""
+
+    chunk_length: int = 65536
+    n_chunks: int = 8
+    extra_pairs: tuple = (("drums", "guitar"), ("guitar", "bass"))
+    n_pair_chunks: int = 4
+    n_chunks3: int = 2
+
+    @classmethod
+    def quick(cls):
+        return cls(chunk_length=16384, n_chunks=2, extra_pairs=(), n_chunks3=1)
+
 
 #: name -> (autoencoder, sigma of Eq. 6); rejection weights alpha are scored on the first.
 RUNS = {"LQ-VAE σ=0.4": ("lqvae", 0.4), "LQ-VAE σ=0.1": ("lqvae", 0.1), "VQ-VAE σ=0.4": ("vqvae", 0.4)}

@@ -306,7 +306,7 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
     from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
-    from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood
+    from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood, relative_counts_weight
 
     checkpoints = Path(checkpoints)
     latents, lass = checkpoints / "latents", checkpoints / "lass"
@@ -329,8 +329,9 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
                                        **meta["smoothing"])
 
     def magnitudes():
+        weight = relative_counts_weight(settings.spectral_likelihood_weight, settings.magnitude_weight)
         return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
-                                   counts_weight=settings.spectral_likelihood_weight / settings.magnitude_weight)
+                                   counts_weight=weight)
 
     def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None):
         codec, priors = models(codec_name)
@@ -419,11 +420,13 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
                                    weights=(1.0, 3.0, 10.0), beams=(10, 32)) -> tuple[dict, pd.DataFrame]:
     """Pick the magnitude likelihood's weight and the beam count of :data:`MAGNITUDE_LASS` on
     **validation** chunks (the counts' weight and the mask power as chosen before)."""
+    from sepcore.separation.magnitude_likelihood import relative_counts_weight
+
     separator = build_variants(settings, checkpoints=checkpoints, device=device, which={MAGNITUDE_LASS})[0].separator
 
     def configure(magnitude_weight, spectral_beams):     # the models loaded once; each point sets the weights
         separator.config = separator.config.replace(likelihood_weight=float(magnitude_weight), n_rows=int(spectral_beams))
-        separator.likelihood.counts_weight = settings.spectral_likelihood_weight / float(magnitude_weight)
+        separator.likelihood.counts_weight = relative_counts_weight(settings.spectral_likelihood_weight, magnitude_weight)
         return separator
 
     best, table = grid_on_validation(configure, {"magnitude_weight": [float(w) for w in weights],

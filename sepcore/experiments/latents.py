@@ -6,7 +6,9 @@
   the mixture, paper 003's latent linearity (the fraction of positions where the mixture's code
   equals ``M[z_1, z_2]``, Sec. 4.1), the relative latent error, the SDR of the decoded averaged
   codes, and the codebook perplexity over the chunks;
-* :func:`linearity_glue`: the numbers the chapter's prose quotes, one dict.
+* :func:`linearity_glue`: the numbers the chapter's prose quotes, one dict;
+* :func:`lin_weight_candidates` and :func:`choose_lin_weight`: the LQ-VAE's L_lin weight chosen on
+  the **validation** split among the trained candidates (``checkpoints/latents/lin_weight/``).
 
 Shapes: test items have ``sources (2, T)`` and ``mixture (T,)``; codes ``(2, S)`` with ``S = T / hop``.
 """
@@ -25,15 +27,17 @@ from sepcore.profiles import ProfileConfig
 
 @dataclass
 class LatentsChapterConfig(ProfileConfig):
-    """The chapter's test chunks: ``n_chunks`` drums + bass chunks of ``chunk_length`` samples."""
+    """The chapter's chunks of ``chunk_length`` samples, drums + bass: ``n_chunks`` of the test split,
+    ``n_validation_chunks`` of the validation split (where the L_lin weight is chosen)."""
 
     chunk_length: int = 65536
     n_chunks: int = 24
+    n_validation_chunks: int = 48
     classes: tuple = ("drums", "bass")
 
     @classmethod
     def quick(cls):
-        return cls(chunk_length=16384, n_chunks=4)
+        return cls(chunk_length=16384, n_chunks=4, n_validation_chunks=4)
 
 
 def _metadata(model) -> dict:
@@ -68,8 +72,9 @@ def how_trained(models: dict) -> str:
         return ("The LQ-VAE used here was trained by an earlier release that averaged over the channels as well, i.e. "
                 "with 1/D = 1/32 of Eq. 8's weight; `sepcore.models.vqvae.linearization_loss` follows Eq. 8.")
     return ("Both autoencoders are trained by the same validated loop (`sepcore.train.fit`): "
-            f"{one('VQ-VAE')}; {one('LQ-VAE')}. The LQ-VAE's loss is Eq. 8 as written "
-            "(`sepcore.models.vqvae.linearization_loss`).")
+            f"{one('VQ-VAE')}; {one('LQ-VAE')}. The LQ-VAE adds Eq. 8 as written "
+            f"(`sepcore.models.vqvae.linearization_loss`) with weight {models['LQ-VAE'].config.lin_weight:g}, "
+            "chosen on validation below.")
 
 
 @torch.no_grad()
@@ -138,3 +143,31 @@ def linearity_glue(summary: pd.DataFrame) -> dict:
            "linearity trivial agreement, bought with reconstruction." if lq_ppl < vq_ppl / 4 else
            "Both autoencoders use their codebooks comparably, so the linearity is not bought by collapsing the codebook."))
     return values
+
+
+#: The LQ-VAEs trained with different L_lin weights, one ``lqvae_lin<weight>.pt`` each (``checkpoints/latents/``).
+LIN_WEIGHT_FOLDER = "lin_weight"
+
+
+def lin_weight_candidates(folder, device="cpu") -> dict:
+    """``{"L_lin weight w": VQVAE}`` for every LQ-VAE in ``folder``, by increasing weight."""
+    from pathlib import Path
+
+    from sepcore.checkpoints import load_model
+    from sepcore.models.vqvae import VQVAE
+
+    models = [load_model(path, expect_class=VQVAE, device=device).eval() for path in sorted(Path(folder).glob("lqvae_*.pt"))]
+    return {f"L_lin weight {m.config.lin_weight:g}": m for m in sorted(models, key=lambda m: m.config.lin_weight)}
+
+
+def choose_lin_weight(candidates: dict, validation, device="cpu") -> tuple[str, pd.DataFrame]:
+    """The candidate whose summed code best reconstructs the mixture on **validation** chunks.
+
+    The criterion is :func:`measure`'s ``code_sum_sdr``: the SDR of ``decode(M[z_1, z_2])`` against
+    the mixture, with ``z_k`` the sources' codes. It needs both halves of what the LQ-VAE is for:
+    codes that reconstruct (a collapsed codebook decodes near silence) and a code table ``M`` that
+    the mixture's code follows (L_lin). Returns ``(chosen name, the validation summary)``.
+    """
+    summary, _, _ = reconstruction_linearity(candidates, validation, device)
+    summary["chosen"] = summary["code_sum_sdr"] == summary["code_sum_sdr"].max()
+    return str(summary.loc[summary["chosen"], "model"].iloc[0]), summary

@@ -350,8 +350,9 @@ def linearization_loss(quantizer: Quantizer, q1: torch.Tensor, q2: torch.Tensor,
     """L_lin of paper 003 Eq. 8-10: the squared L2 norm over the D channels, averaged over positions.
 
     Eq. 8 is ``(1/T) sum_t ||LQ_t - QL_t||_2^2``: a sum over channels and a mean over time (and,
-    here, over the batch). Releases before 2026-11 averaged over the channels too (``F.mse_loss``),
-    i.e. 1/D of Eq. 8; the committed LQ-VAE was trained with that scaling (its README says so).
+    here, over the batch). The reference code averaged over the channels too (``F.mse_loss``), i.e.
+    1/D of Eq. 8; the committed LQ-VAE's weight on this loss was chosen on validation among 1, 1/8
+    and 1/32 (``checkpoints/latents/README.md``).
 
     Args:
         q1, q2: straight-through quantised codes B_Q(E(x1)), B_Q(E(x2)), ``(batch, D, *latent)``.

@@ -341,9 +341,13 @@ class LASSSeparator(Separator):
         weight = defaults["likelihood_weight"] if likelihood_weight < 0 else likelihood_weight
         n_beams = defaults["spectral_beams"] if n_beams < 0 else n_beams
         if defaults["magnitude_weight"] > 0:
-            from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood
+            from sepcore.separation.magnitude_likelihood import (
+                MagnitudeLikelihood,
+                relative_counts_weight,
+            )
 
-            likelihood = MagnitudeLikelihood(codec, counts=likelihood, counts_weight=weight / defaults["magnitude_weight"])
+            likelihood = MagnitudeLikelihood(codec, counts=likelihood,
+                                             counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
         config = LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
                             mask_power=defaults["mask_power"])

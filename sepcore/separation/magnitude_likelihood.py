@@ -50,6 +50,14 @@ def mel_bands(codec, n_bands: int) -> torch.Tensor:
                                                  norm=None, mel_scale="htk")
 
 
+def relative_counts_weight(counts_lambda: float, magnitude_weight: float) -> float:
+    """The ``counts_weight`` of :class:`MagnitudeLikelihood` that keeps the counts at weight
+    ``counts_lambda`` (their own lambda, as LASS uses them alone) in a search that multiplies the
+    whole likelihood by ``magnitude_weight``: the search scores ``mu * (log p_mag + w log p_counts)``,
+    so ``w = lambda / mu``."""
+    return float(counts_lambda) / float(magnitude_weight)
+
+
 class MagnitudeLikelihood:
     """Pair scores of one codec, not yet bound to a mixture; :meth:`bind` gives the per-frame tables.
 
