@@ -66,7 +66,7 @@ from sepcore.validation import (
     check_sources,
 )
 
-Separator = Callable[[torch.Tensor], torch.Tensor]          # what a factory returns
+SeparateFn = Callable[[torch.Tensor], torch.Tensor]          # what a factory returns
 #: What a method is, for the tables: upper bounds (supervised, oracle) are never shown as plain methods.
 FAMILIES = ("baseline", "blind", "supervised", "oracle", "generative")
 #: Arguments every factory receives; any other keyword argument with a default is a knob.
@@ -244,7 +244,7 @@ def checkpoint_record(path: Path | None) -> dict | None:
 
 
 def build_separator(method: str, sources: Sequence[str], *, checkpoint=None, sample_rate: int | None = None,
-                    device="auto", seed: int = 0, **knobs) -> Separator:
+                    device="auto", seed: int = 0, **knobs) -> SeparateFn:
     """The method's ``separate(mixture (time,)) -> (n_sources, time)`` at its own rate, unchunked."""
     spec = get_method(method)
     knobs = check_knobs(method, knobs, spec.knobs())

@@ -160,3 +160,11 @@ def training_runs(metadata: dict) -> list[dict]:
     (``metadata["continued_from"]``, ``scripts/promote_continued_prior.py``), ending with the last run."""
     earlier = metadata.get("continued_from", [])
     return [*([earlier] if isinstance(earlier, dict) else earlier), metadata]
+
+
+def training_totals(metadata: dict) -> tuple[int, float]:
+    """``(steps, CPU seconds)`` summed over every run of :func:`training_runs`; a run that recorded no
+    CPU time adds its wall time (``wall_time_s``, the earliest releases), NaN when it has neither."""
+    runs = training_runs(metadata)
+    steps = sum(run.get("step", run.get("steps_done", 0)) or 0 for run in runs)
+    return steps, sum(run.get("cpu_seconds", run.get("wall_time_s", float("nan"))) for run in runs)

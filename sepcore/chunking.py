@@ -27,7 +27,7 @@ import torch
 
 from sepcore.utils import progress
 
-Separator = Callable[[torch.Tensor], torch.Tensor]
+SeparateFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def crossfade_window(chunk_length: int, overlap: int, rise: bool = True, fall: bool = True,
@@ -61,8 +61,8 @@ def chunk_starts(length: int, chunk_length: int, overlap: int) -> list[int]:
     return starts
 
 
-def chunked(separate_fn: Separator, chunk_length: int, overlap: int, *, show_progress: bool = True,
-            desc: str = "separate") -> Separator:
+def chunked(separate_fn: SeparateFn, chunk_length: int, overlap: int, *, show_progress: bool = True,
+            desc: str = "separate") -> SeparateFn:
     """Wrap ``separate_fn`` (``(chunk_length,) -> (n_sources, chunk_length)``) for any length.
 
     Returns:

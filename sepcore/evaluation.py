@@ -16,12 +16,12 @@ import torch
 from sepcore.metrics import DEFAULT_HOP_S, DEFAULT_WINDOW_S, nan_summary, sdr, si_sdr
 from sepcore.utils import progress
 
-Separator = Callable[[torch.Tensor], torch.Tensor]
+SeparateFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def evaluate(
     dataset: Sequence[dict],
-    separate: Separator,
+    separate: SeparateFn,
     *,
     method: str,
     indices: Sequence[int] | None = None,

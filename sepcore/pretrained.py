@@ -145,7 +145,7 @@ def get_supervised(*, profile: str, retrain: bool = False, work_dir=".", data_ro
 
     checkpoint = Path(work_dir) / f"convtasnet-{profile}.pt"
     train(ConvTasNetConfig.for_profile(profile), resolve_root(profile, data_root), checkpoint, device=str(device),
-          log=lambda *_: None)
+          log=lambda *_: None, profile=profile)
     return checkpoint
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from sepcore.models.transformer import PriorConfig
+from sepcore.models.transformer import KVCache, PriorConfig
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.separation.latent_bayes import (
     Candidates,
@@ -22,7 +22,8 @@ K = 4
 
 
 class MarkovPrior(torch.nn.Module):
-    """p(z_s | z_{s-1}) from a fixed table; same call shape as TransformerPrior (cache = last token)."""
+    """p(z_s | z_{s-1}) from a fixed table; same call shape as TransformerPrior. Its cache holds no
+    keys (the last token is all it needs) and stays empty, so a stepper never slides its context."""
 
     def __init__(self, seed):
         super().__init__()
@@ -30,7 +31,7 @@ class MarkovPrior(torch.nn.Module):
         self.table = torch.randn(K + 1, K, generator=torch.Generator().manual_seed(seed)) * 2
 
     def forward(self, idx, cache=None):
-        return self.table[idx], ()
+        return self.table[idx], KVCache(torch.zeros(0), torch.zeros(0), length=0)
 
 
 def tiny_vqvae():

@@ -25,3 +25,14 @@ def test_training_runs_lists_every_run_oldest_first():
     assert [r["step"] for r in training_runs(last)] == [1, 2, 3]
     assert [r["step"] for r in training_runs({"step": 5, "continued_from": {"step": 4}})] == [4, 5]
     assert training_runs({"step": 7}) == [{"step": 7}]
+
+
+
+def test_training_totals_add_every_run_and_fall_back_to_wall_time():
+    from sepcore.checkpoints import training_totals
+
+    last = {"step": 30, "cpu_seconds": 600.0,
+            "continued_from": [{"steps_done": 10, "wall_time_s": 120.0}, {"step": 20, "cpu_seconds": 300.0}]}
+    assert training_totals(last) == (60, 1020.0)
+    steps, seconds = training_totals({"step": 5})
+    assert steps == 5 and seconds != seconds                    # no time recorded: NaN

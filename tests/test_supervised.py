@@ -56,3 +56,41 @@ def test_checkpoint_round_trip(tmp_path):
         expected = model(mixture[None])[0, [2, 1]]
     torch.testing.assert_close(separator(mixture), expected)
     assert separator.model.config == model.config
+
+
+class _NoiseStems:
+    """Stand-in for ``SlakhStems``: random crops of white noise at a class-specific level."""
+
+    def __init__(self, level):
+        self.level, self.manifest_hash = level, f"noise{level}"
+
+    def random_crops(self, n, length, generator):
+        return self.level * torch.randn(n, length, generator=generator)
+
+
+def test_training_goes_through_the_validated_loop_and_resumes(tmp_path):
+    from sepcore.checkpoints import load_model
+    from sepcore.train.fit import ConfigMismatch
+    from sepcore.train.supervised import pair_loss, train, training_plan
+
+    config = ConvTasNetConfig.quick().replace(n_filters=8, bottleneck=8, hidden=8, n_blocks=2, steps=6, batch_size=2,
+                                              segment_length=512)
+    stems = {c: _NoiseStems(0.1 * (k + 1)) for k, c in enumerate(config.classes)}
+    g = torch.Generator().manual_seed(1)
+    sources = torch.stack([stems["drums"].random_crops(2, 512, g), stems["bass"].random_crops(2, 512, g)], 1)
+    val = [(sources.mean(1), sources, torch.tensor([[0, 1], [0, 1]]))]
+    plan = training_plan(config)
+    assert plan.steps == 6 and plan.eval_every == 1 and plan.grad_clip == 5.0
+    out, logs = tmp_path / "sup.pt", []
+    model, metadata = train(config, tmp_path, out, "cpu", logs.append, profile="quick", stems=stems, val_batches=val)
+    assert metadata["steps_done"] == 6 and metadata["finished"] and metadata["validation_sdr"] == {}
+    saved = load_model(out)                                       # the best-validation weights are what is saved
+    with torch.no_grad():
+        val_loss = float(pair_loss(saved, *val[0]))
+    assert abs(val_loss - metadata["val_loss"]) < 1e-3
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(saved.state_dict()[key], value)
+    train(config, tmp_path, out, "cpu", logs.append, profile="quick", stems=stems, val_batches=val)
+    assert any("resuming at step 6" in line for line in logs)
+    with pytest.raises(ConfigMismatch):
+        train(config.replace(hidden=16), tmp_path, out, "cpu", logs.append, profile="quick", stems=stems, val_batches=val)

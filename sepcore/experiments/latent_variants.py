@@ -352,7 +352,9 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
             label, "vqvae", smoothed("vqvae"), settings.likelihood_weight,
             f"{counts('vqvae')[1]['train_positions']} positions, back-off {counts('vqvae')[1]['smoothing']}"),
         "latent Bayes VQ-VAE": lambda label: bayes_variant(label, "vqvae", 0.4, "sigma 0.4 (paper 003 code)"),
-        "latent Bayes LQ-VAE": lambda label: bayes_variant(label, "lqvae", 0.4, "sigma 0.4; L_lin of Eq. 8 (paper 003)"),
+        "latent Bayes LQ-VAE": lambda label: bayes_variant(
+            label, "lqvae", 0.4, f"sigma 0.4; L_lin of Eq. 8 (paper 003), weight {models('lqvae')[0].config.lin_weight:g} "
+            "chosen on validation"),
         "LASS spectral, raw counts": lambda label: lass_variant(
             label, "spectral", counts("spectral")[0], settings.spectral_likelihood_weight,
             f"{counts('spectral')[1]['train_positions']} positions, raw ratios"),
@@ -466,7 +468,7 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
     training codes, on the same fixed windows of ``split`` (nats per code; lower is better)."""
     from pathlib import Path
 
-    from sepcore.checkpoints import load_model, training_runs
+    from sepcore.checkpoints import load_model, training_runs, training_totals
     from sepcore.train.prior_fit import class_codes, fixed_windows, ngram_nll, prior_nll
 
     rows = []
@@ -480,14 +482,13 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
             windows = fixed_windows(held, window, n_windows, seed=2)
             K = prior.config.vocab_size
             info = prior.checkpoint_info["metadata"]
-            runs = training_runs(info)                              # a continued prior: every run, oldest first
+            steps, cpu_seconds = training_totals(info)              # a continued prior: every run
             with torch.no_grad():
                 nll = prior_nll(prior, windows)
             rows.append({"codec": codec_name, "class": c, "prior_nll": nll, "bigram_nll": ngram_nll(train, windows, K, 2),
                          "unigram_nll": ngram_nll(train, windows, K, 1), "uniform_nll": float(torch.tensor(K).log()),
-                         "steps": sum(run.get("step", run.get("steps_done")) or 0 for run in runs),
-                         "cpu_minutes": round(sum(run.get("cpu_seconds", float("nan")) for run in runs) / 60, 1),
-                         "runs": len(runs), "train_codes": info.get("train_codes")})
+                         "steps": steps, "cpu_minutes": round(cpu_seconds / 60, 1),
+                         "runs": len(training_runs(info)), "train_codes": info.get("train_codes")})
     return pd.DataFrame(rows)
 
 

@@ -355,7 +355,9 @@ class LangevinSeparator(Separator):
         """The flow priors of Frank's toy classes ``<checkpoint>/toy_<source>.pt`` (a folder; 14.7 kHz)."""
         schedule = LangevinConfig.default().replace(n_levels=n_levels, steps_per_level=steps_per_level,
                                                     epsilon=epsilon, likelihood_weight=likelihood_weight)
-        priors = load_source_priors(sources, checkpoint, "toy", "FlowPrior", device)
+        from sepcore.models.flow import FlowPrior
+
+        priors = load_source_priors(sources, checkpoint, "toy", FlowPrior, device)
         return cls(priors, schedule, device=device, seed=seed).described(sources, 14700)
 
     @classmethod
@@ -366,7 +368,9 @@ class LangevinSeparator(Separator):
         schedule (:meth:`LangevinConfig.music`)."""
         schedule = LangevinConfig.music("default").replace(n_levels=n_levels, steps_per_level=steps_per_level,
                                                            likelihood_weight=likelihood_weight)
-        priors = load_source_priors(sources, checkpoint, "slakh", "FlowPrior", device)
+        from sepcore.models.flow import FlowPrior
+
+        priors = load_source_priors(sources, checkpoint, "slakh", FlowPrior, device)
         return cls(priors, schedule, device=device, seed=seed).described(sources, 22050)
 
     @classmethod
@@ -382,9 +386,10 @@ class LangevinSeparator(Separator):
         import json
         from pathlib import Path
 
+        from sepcore.models.score_prior import ScorePrior
         from sepcore.separation.masking import with_output
 
-        priors = load_source_priors(sources, checkpoint, "slakh", "ScorePrior", device)
+        priors = load_source_priors(sources, checkpoint, "slakh", ScorePrior, device)
         settings_path = Path(checkpoint) / "langevin_settings.json"
         settings = json.loads(settings_path.read_text()) if settings_path.exists() else {"output": "masked"}
         schedule = (LangevinConfig.from_dict(settings["schedule"]) if "schedule" in settings
@@ -394,16 +399,13 @@ class LangevinSeparator(Separator):
         return with_output(separator, settings["output"] if output == "chosen" else output)
 
 
-def load_source_priors(sources: Sequence[str], folder, dataset: str, kind: str, device) -> list[nn.Module]:
+def load_source_priors(sources: Sequence[str], folder, dataset: str, prior_class: type, device) -> list[nn.Module]:
     """One committed prior per source, ``<folder>/<dataset>_<source>.pt``, each checked to be of its
-    source and of the class ``kind`` (``"FlowPrior"`` or ``"ScorePrior"``)."""
+    source and of ``prior_class`` (:class:`~sepcore.models.flow.FlowPrior` or
+    :class:`~sepcore.models.score_prior.ScorePrior`)."""
     from pathlib import Path
 
     from sepcore.checkpoints import load_model
 
-    if kind == "FlowPrior":
-        from sepcore.models.flow import FlowPrior as prior_class
-    else:
-        from sepcore.models.score_prior import ScorePrior as prior_class
     return [load_model(Path(folder) / f"{dataset}_{s}.pt", expect={"source": s}, expect_class=prior_class,
                        device=device) for s in sources]

@@ -60,7 +60,7 @@ class _PriorState:
 
     def log_probs(self, history: torch.Tensor) -> torch.Tensor:
         """Next-code log-probabilities ``(R, K)``; ``history: (R, s)`` the codes chosen so far."""
-        if getattr(self.cache, "length", 0) >= self.block:          # a cache without length never slides
+        if self.cache is not None and self.cache.length >= self.block:
             keep = self.block // 2
             context = torch.cat([torch.full_like(history[:, :1], self.start), history[:, -(keep - 1):]], 1)
             logits, self.cache = self.prior(context, None)
@@ -85,7 +85,7 @@ class _StackedState:
 
     def log_probs(self, history: torch.Tensor) -> torch.Tensor:
         """``(P, R, K)``; ``history: (R, P, s)`` the codes chosen so far."""
-        if getattr(self.cache, "length", 0) >= self.block:          # a cache without length never slides
+        if self.cache is not None and self.cache.length >= self.block:
             keep = self.block // 2
             past = history[:, :, -(keep - 1):].transpose(0, 1)                      # (P, R, keep - 1)
             context = torch.cat([torch.full_like(past[:, :, :1], self.start), past], 2)

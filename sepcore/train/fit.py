@@ -128,7 +128,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
     model and plan settings) is compared with the state file's. ``on_checkpoint(best_model,
     info)`` is called at every checkpoint with the best weights so far, so a caller can write its
     checkpoint file while the run goes on (``info`` has ``step``, ``best_val``, ``best_step``,
-    ``cpu_seconds``).
+    ``cpu_seconds``, ``wall_seconds``, ``planned_steps``; the last call adds ``stopped_by``).
     """
     state_path = Path(state_path)
     optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
@@ -223,7 +223,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
             save_state()
             if on_checkpoint is not None:
                 on_checkpoint(best_model(), {"step": step, "best_val": best_val, "best_step": best_step,
-                                             "cpu_seconds": round(cpu_now(), 1), "planned_steps": planned})
+                                             "cpu_seconds": round(cpu_now(), 1), "wall_seconds": round(wall_now(), 1),
+                                             "planned_steps": planned})
     bar.close()
     save_state(stopped_by)
     if best_state is not None:
@@ -231,7 +232,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
     result = FitResult(step, planned, best_val, best_step, round(cpu_now(), 1), round(wall_now(), 1), stopped_by, curve)
     if on_checkpoint is not None:
         on_checkpoint(model, {"step": step, "best_val": best_val, "best_step": best_step,
-                              "cpu_seconds": result.cpu_seconds, "planned_steps": planned, "stopped_by": stopped_by})
+                              "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds,
+                              "planned_steps": planned, "stopped_by": stopped_by})
     log(f"{name}: stopped by {stopped_by} at step {step}; best validation {best_val:.4f} at step {best_step}; "
         f"{result.cpu_seconds:.0f} CPU-s")
     return result
