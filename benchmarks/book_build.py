@@ -60,18 +60,23 @@ def head_commit() -> str:
 
 
 def chapter_seconds(logs: list[str]) -> dict[str, float]:
-    """``{chapter: seconds}`` from the ``"[sepcore.book] <chapter>: ok in N s"`` lines of run logs; a failed
-    or missing chapter raises."""
+    """``{chapter: seconds}`` from the ``"[sepcore.book] <chapter>: ok in N s"`` lines of run logs, read
+    in order: a chapter re-run after a failure counts with its later run. A chapter whose last run
+    failed, or that is missing, raises."""
     import re
 
-    found = {}
+    found, failed = {}, {}
     for log in logs:
         for line in Path(log).read_text(errors="replace").splitlines():
             hit = re.search(r"\[sepcore\.book\] (\S+): (ok|failed.*) in ([0-9.]+) s", line)
-            if hit:
-                if hit.group(2) != "ok":
-                    raise SystemExit(f"{log}: {hit.group(1)} {hit.group(2)}")
+            if hit and hit.group(2) != "ok":
+                failed[hit.group(1)] = f"{log}: {hit.group(1)} {hit.group(2)}"
+                found.pop(hit.group(1), None)
+            elif hit:
+                failed.pop(hit.group(1), None)
                 found[hit.group(1)] = float(hit.group(3))
+    if failed:
+        raise SystemExit("; ".join(failed.values()))
     missing = [c.stem for c in list_chapters() if c.stem not in found]
     if missing:
         raise SystemExit(f"the logs lack chapters {missing}")

@@ -50,3 +50,17 @@ def test_chapter_selection():
     assert select_chapters([first.stem.split("_", 1)[1]]) == [first]
     with pytest.raises(SystemExit, match="no chapter matches"):
         select_chapters(["no-such-chapter"])
+
+
+def test_book_build_reads_a_rerun_after_a_failure(tmp_path, monkeypatch):
+    import pytest
+
+    from benchmarks import book_build
+
+    monkeypatch.setattr(book_build, "list_chapters", lambda: [tmp_path / "02_a.md", tmp_path / "03_b.md"])
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    first.write_text("[sepcore.book] 02_a: ok in 5.0 s\n[sepcore.book] 03_b: failed: Error in 1.0 s\n")
+    second.write_text("[sepcore.book] 03_b: ok in 7.5 s\n")
+    assert book_build.chapter_seconds([str(first), str(second)]) == {"02_a": 5.0, "03_b": 7.5}
+    with pytest.raises(SystemExit, match="03_b"):
+        book_build.chapter_seconds([str(second), str(first)])          # its last run failed
