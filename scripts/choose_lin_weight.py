@@ -15,7 +15,7 @@ import argparse
 import shutil
 import time
 
-from sepcore.data.slakh import SlakhMixtures, resolve_root
+from sepcore.data.slakh import resolve_root
 from sepcore.experiments import latents
 from sepcore.paths import CHECKPOINTS, data_root, tables_root
 from sepcore.tables import write_table
@@ -28,8 +28,7 @@ def main(argv=None) -> None:
     started = time.time()
     folder = CHECKPOINTS / "latents"
     config = latents.LatentsChapterConfig.for_profile("default")
-    validation = SlakhMixtures(resolve_root("default", data_root()), classes=config.classes, split="validation",
-                               chunk_length=config.chunk_length, max_chunks=config.n_validation_chunks, seed=0)
+    validation = latents.validation_set(config, resolve_root("default", data_root()))
     candidates = latents.lin_weight_candidates(folder / latents.LIN_WEIGHT_FOLDER)
     chosen, summary = latents.choose_lin_weight(candidates, validation)
     print(summary.to_string())

@@ -78,7 +78,10 @@ chapter (`tables/langevin/escapes`, `tables/langevin/escapes_denoising`).
 ## Earlier checkpoints (wall-clock budgets, training loss only)
 
 Trained by an earlier release with a step budget and a wall-clock cap; the last column pair is the
-**training** loss of the last logging window (no validation split was used).
+**training** loss of the last logging window (no validation split was used). That loop has since
+been replaced by `sepcore.train.fit` (its `--max-minutes` option is gone): the command recorded
+here is what ran; today's equivalent is `--steps 20000 --cpu-minutes 35`, with validation and a
+cosine schedule, so its weights would differ.
 
 | file | size | steps | wall minutes | training NLL clean / noisy | command |
 |---|---|---|---|---|---|

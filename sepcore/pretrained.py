@@ -19,13 +19,12 @@ with the command that makes it), and a model trained on the fly at the profile's
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sepcore.checkpoints import load_model
-from sepcore.models.flow import FlowConfig, FlowPrior
+from sepcore.models.flow import FlowPrior
 from sepcore.models.priors import checkpoint_path
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
@@ -39,33 +38,29 @@ def get_flow_priors(
     dataset: str = "toy",
     retrain: bool = False,
     seed: int = 0,
-    sample_crops: Callable[[str], Callable] | None = None,
+    data_root=None,
 ) -> tuple[dict[str, FlowPrior], dict[str, dict]]:
-    """``({source: prior}, {source: info})``; ``info`` has ``history``, ``wall_seconds``, ``steps_done``, ``path``.
+    """``({source: prior}, {source: info})``; ``info`` has ``history``, ``wall_seconds``, ``steps_done``
+    and ``path`` (``None`` for a flow trained here).
 
     Only ``default`` loads the committed checkpoints (a missing one raises with the command to
-    make it); ``quick`` and ``full`` (or ``retrain=True``) train with :mod:`sepcore.train.flow` at
-    the profile's sizes, so ``full`` never runs on the small default flows.
+    make it); ``quick`` and ``full`` (or ``retrain=True``) train with
+    :func:`sepcore.train.flow.train_on_the_fly` at the profile's sizes (source ``k`` with seed
+    ``seed + k``), so ``full`` never runs on the small default flows.
     """
-    from sepcore.train.flow import FlowTrainConfig, crop_sampler, train_flow
-
     priors, info = {}, {}
     for k, source in enumerate(sources):
-        path = checkpoint_path(dataset, source)
-        if profile != "default" or retrain:
-            sample_rate = 14700 if dataset == "toy" else 22050
-            config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate)
-            train_config = FlowTrainConfig.for_profile(profile)
-            sampler = sample_crops(source) if sample_crops else crop_sampler(dataset, source, profile=profile)
-            started = time.perf_counter()
-            model, history = train_flow(sampler, config, train_config, seed=seed + k, desc=f"{dataset}/{source}")
-            info[source] = {"history": history, "wall_seconds": time.perf_counter() - started,
-                            "steps_done": history[-1]["step"], "path": None}
+        trained = profile != "default" or retrain
+        if trained:
+            from sepcore.train.flow import train_on_the_fly
+
+            path = train_on_the_fly(dataset, source, profile, seed=seed + k, data_root=data_root, log=lambda *_: None)
         else:
-            model = load_model(path, expect={"source": source}, expect_class=FlowPrior)
-            meta = model.checkpoint_info["metadata"]
-            info[source] = {"history": meta["history"], "wall_seconds": meta["wall_seconds"],
-                            "steps_done": meta["steps_done"], "path": path}
+            path = checkpoint_path(dataset, source)
+        model = load_model(path, expect={"source": source}, expect_class=FlowPrior)
+        meta = model.checkpoint_info["metadata"]
+        info[source] = {"history": meta["history"], "wall_seconds": meta["wall_seconds"],
+                        "steps_done": meta["steps_done"], "path": None if trained else path}
         priors[source] = model.eval()
     return priors, info
 
@@ -116,20 +111,22 @@ def get_vqvae(kind: str, *, profile: str, retrain: bool = False, work_dir=".", d
 
 def get_prior(kind: str, source_class: str, vqvae: VQVAE, *, profile: str, retrain: bool = False, work_dir=".",
               data_root=None, device="cpu") -> TransformerPrior:
-    """The prior of ``source_class`` over the codes of ``vqvae`` (named ``kind``)."""
+    """The prior of ``source_class`` over the codes of ``vqvae`` (named ``kind``): the committed one
+    under ``default``, else trained (or resumed) here by :func:`sepcore.train.prior_fit.fit_prior` on
+    every training code of the class, with the profile's step budget (``on_the_fly_plan``)."""
     folder = _folder(profile, retrain, work_dir)
     path = folder / f"prior_{kind}_{source_class}.pt"
-    if path.exists() or folder == LATENTS:
+    if folder == LATENTS:
         return load_model(path, expect_class=TransformerPrior, device=device)
-    from sepcore.train.prior import PriorTrainConfig, extract_codes, train_prior
-    from sepcore.train.stems import stem_source
+    from sepcore.train.fit import restart_on_mismatch
+    from sepcore.train.prior_fit import PriorFitConfig, fit_prior, on_the_fly_plan
 
-    config = PriorTrainConfig.for_profile(profile)
-    source = stem_source(source_class, profile=profile, data_root=data_root)
-    codes = extract_codes(vqvae, source, config.n_sequences, config.sequence_length, seed=config.seed,
-                          out=folder / f"codes_{kind}_{source_class}.pt")
-    return train_prior(config, codes, path, vocab_size=vqvae.config.codebook_size, source_class=source_class,
-                       device=device, metadata={"data": source.data}).to(device)
+    codec_path = getattr(vqvae, "checkpoint_info", {}).get("path") or folder / f"{kind}.pt"
+    restart_on_mismatch(lambda: fit_prior(codec_path, source_class, path, config=PriorFitConfig.for_profile(profile),
+                                          plan=on_the_fly_plan(profile), data_root=data_root,
+                                          curve_path=path.with_suffix(".csv"), log=lambda *_: None),
+                        path.with_name(path.name + ".state.pt"), log=lambda *_: None)
+    return load_model(path, expect_class=TransformerPrior, device=device)
 
 
 def get_supervised(*, profile: str, retrain: bool = False, work_dir=".", data_root=None, device="cpu") -> Path:

@@ -132,47 +132,49 @@ def test_every_training_entry_point_reads_the_data_root_from_one_place(monkeypat
         assert 'REPO_ROOT / "data"' not in inspect.getsource(module)
 
 
-def test_flow_training_resumes_to_the_same_weights_and_refuses_another_config(tmp_path):
-    from sepcore.models.flow import FlowConfig
-    from sepcore.train.flow import FlowTrainConfig, crop_sampler, train_flow
+def test_flow_training_goes_through_fit_resumes_and_refuses_another_config(tmp_path):
+    from sepcore.checkpoints import load_model
+    from sepcore.models.flow import FlowPrior
+    from sepcore.train.flow import FlowTrainConfig, fit_flow, flow_plan
 
-    flow_config = FlowConfig.for_profile("quick", source="sine", sample_rate=14700)
-    sampler = crop_sampler("toy", "sine")
-    full = FlowTrainConfig.quick().replace(steps=6, log_every=2, max_minutes=60.0)
-    straight, _ = train_flow(sampler, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "a.state.pt")
+    plan = flow_plan(FlowTrainConfig.quick(), steps=4)
+    assert (plan.eval_every, plan.warmup_steps) == (1, 1)
+    # the committed flows' plan (--cpu-minutes, 100,000 steps at most) is unchanged
+    committed = flow_plan(FlowTrainConfig.default(), steps=100000, cpu_minutes=8)
+    assert (committed.eval_every, committed.checkpoint_every, committed.warmup_steps, committed.weight_decay) == (200, 200, 100, 0.0)
+    out, lines = tmp_path / "toy_sine.pt", []
+    kwargs = dict(profile="quick", val_crops=4, log=lines.append, curve_path=tmp_path / "curve.csv")
+    first = fit_flow("toy", "sine", plan, out, **kwargs)
+    assert first.steps_done == 4 and math.isfinite(first.best_val)
+    meta = load_model(out, expect_class=FlowPrior).checkpoint_info["metadata"]
+    assert [row["step"] for row in meta["history"]] == [1, 2, 3, 4]
+    assert meta["steps_done"] == 4 and meta["wall_seconds"] >= 0 and "nll_clean" in meta["history"][-1]
+    again = fit_flow("toy", "sine", plan, out, **kwargs)
+    assert any("resuming at step 4" in line for line in lines) and again.best_val == first.best_val
+    with pytest.raises(ConfigMismatch, match="plan.lr"):
+        fit_flow("toy", "sine", flow_plan(FlowTrainConfig.quick().replace(lr=1e-2), steps=4), out, **kwargs)
 
-    class Stop(Exception):
-        pass
 
-    calls = [0]
+def test_flows_trained_on_the_fly_start_over_when_their_config_changed(monkeypatch, tmp_path):
+    import sepcore.paths
+    from sepcore.train import flow
 
-    def stopping(n, length, generator):
-        calls[0] += 1
-        if calls[0] == 5:                              # dies during step 5, after the state of step 4
-            raise Stop
-        return sampler(n, length, generator)
+    monkeypatch.setattr(sepcore.paths, "BUILD", tmp_path)
+    calls = []
 
-    with pytest.raises(Stop):
-        train_flow(stopping, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
-    lines = []
-    from sepcore.train import resume
+    def fake_fit(dataset, source, plan, out, **kwargs):
+        calls.append(out)
+        state = out.with_name(out.name + ".state.pt")
+        if len(calls) == 1:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text("stale")
+            raise ConfigMismatch("another config")
+        assert not state.exists()                       # the stale state was removed before the retry
+        assert kwargs["curve_path"] == out.with_suffix(".csv")
 
-    original = resume.LoopState.__init__
-
-    def capture(self, path, config, log=print):
-        original(self, path, config, log=lines.append)
-
-    resume.LoopState.__init__ = capture
-    try:
-        resumed, history = train_flow(sampler, flow_config, full, seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
-        with pytest.raises(ConfigMismatch, match="train"):
-            train_flow(sampler, flow_config, full.replace(lr=1e-2), seed=0, device="cpu", state_path=tmp_path / "b.state.pt")
-    finally:
-        resume.LoopState.__init__ = original
-    assert any("resuming at step 4" in line for line in lines)
-    assert [row["step"] for row in history] == [2, 4, 6]
-    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5)
+    monkeypatch.setattr(flow, "fit_flow", fake_fit)
+    path = flow.train_on_the_fly("toy", "sine", "quick", log=lambda *_: None)
+    assert path == tmp_path / "quick" / "checkpoints" / "flows" / "toy_sine.pt" and calls == [path, path]
 
 
 def test_quick_flow_training_never_targets_the_committed_checkpoints(monkeypatch):
@@ -180,3 +182,15 @@ def test_quick_flow_training_never_targets_the_committed_checkpoints(monkeypatch
 
     with pytest.raises(SystemExit, match="refusing"):
         flow.main(["--profile", "quick", "--source", "sine", "--out", str(COMMITTED / "flows" / "toy_sine.pt")])
+
+
+def test_a_state_file_of_another_loop_is_refused_and_restarted_on_the_fly(tmp_path):
+    from sepcore.train.fit import restart_on_mismatch
+
+    state = tmp_path / "m.state.pt"                                # the state file of run()
+    torch.save({"model": {}, "step": 3}, state)                    # the shape of another loop's state file
+    with pytest.raises(ConfigMismatch, match="not written by this training loop"):
+        run(tmp_path, steps=20)
+    lines = []
+    result = restart_on_mismatch(lambda: run(tmp_path, steps=20)[1], state, log=lines.append)
+    assert result.steps_done == 20 and any("starting over" in line for line in lines)

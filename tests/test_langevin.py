@@ -118,18 +118,19 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
 
     calls = []
 
-    def fake_train(sampler, config, train_config, seed, desc):
-        calls.append(config)
-        return FlowPrior(FlowConfig(n_blocks=2, n_flows=1, n_layers=2, width=4)), [{"step": 1}]
+    def fake_train(dataset, source, profile, seed, data_root, log):
+        calls.append(profile)
+        return f"trained-{profile}.pt"
 
     def fake_load(path, expect=None, expect_class=None):
         model = FlowPrior(FlowConfig(n_blocks=2, n_flows=1, n_layers=2, width=4))
-        model.checkpoint_info = {"metadata": {"history": [], "wall_seconds": 0.0, "steps_done": 0}}
+        model.checkpoint_info = {"metadata": {"history": [], "wall_seconds": 0.0, "steps_done": 0}, "path": str(path)}
+        loaded.append(str(path))
         return model
 
-    monkeypatch.setattr(train_flow_module, "train_flow", fake_train)
+    loaded = []
+    monkeypatch.setattr(train_flow_module, "train_on_the_fly", fake_train)
     monkeypatch.setattr(priors_module, "load_model", fake_load)
-    _, info = priors_module.get_flow_priors(["sine"], profile, retrain=retrain, sample_crops=lambda source: None)
+    _, info = priors_module.get_flow_priors(["sine"], profile, retrain=retrain)
     assert bool(calls) == trains and (info["sine"]["path"] is None) == trains
-    if trains:
-        assert calls[0] == FlowConfig.for_profile(profile, source="sine", sample_rate=14700)
+    assert loaded == ([f"trained-{profile}.pt"] if trains else [str(priors_module.checkpoint_path("toy", "sine"))])

@@ -15,9 +15,12 @@ from sepcore.separation.lass import CountLikelihood
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator, lass_search
 from sepcore.separation.lass_smoothed import (
     SmoothedCountLikelihood,
+    SparseSmoothedCountLikelihood,
     dense_counts,
     fit_smoothing,
+    fit_sparse_smoothing,
     kernel_log_q,
+    smoothed_likelihood,
     smoothed_log_table,
 )
 from sepcore.separation.masking import (
@@ -286,3 +289,50 @@ def test_codecs_pad_to_their_hop_encode_and_crop_back():
         codes = codec.encode_padded(x)
         assert codes.shape == (2, 6) and torch.equal(codes, codec.encode(F.pad(x, (0, hop - 3))))
         assert codec.decode_cropped(codes, x.shape[-1]).shape == x.shape
+
+
+def counts3_fixture(n=400, K=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    i, j, h = (torch.randint(0, K, (n,), generator=g) for _ in range(3))
+    k = (i + j + h) % K
+    k[:30] = torch.randint(0, K, (30,), generator=g)
+    return CountLikelihood.fit([(i, j, h, k)], K), torch.stack([i, j, h, k], 1)
+
+
+def test_sparse_smoothing_of_two_sources_is_the_dense_table_on_counted_pairs():
+    lik, triples = counts_fixture()
+    codebook = torch.randn(5, 3)
+    dense = SmoothedCountLikelihood(lik, codebook, beta=2.0, sigma=0.8, top_pairs=None)
+    sparse = SparseSmoothedCountLikelihood(lik, codebook, beta=2.0, sigma=0.8, top_tuples=None)
+    i, j = lik.source_codes(sparse.contexts)
+    assert torch.allclose(sparse.table, dense.table[i, j], atol=1e-5)
+    # an uncounted pair is scored by the kernel alone in both
+    uncounted = [(a, b) for a in range(5) for b in range(5) if int(a * 5 + b) not in set(sparse.contexts.tolist())]
+    for a, b in uncounted:
+        ks = torch.arange(5)
+        assert torch.allclose(sparse.log_prob(torch.full_like(ks, a), torch.full_like(ks, b), ks), dense.table[a, b], atol=1e-5)
+    best, grid = fit_sparse_smoothing(lik, codebook, triples[:50], betas=(0.1, 10.0), sigma_scales=(0.5, 2.0))
+    reference, reference_grid = fit_smoothing(lik, codebook, triples[:50], betas=(0.1, 10.0), sigma_scales=(0.5, 2.0))
+    assert best == pytest.approx(reference)
+    assert [r["held_out_nats"] for r in grid] == pytest.approx([r["held_out_nats"] for r in reference_grid], abs=1e-5)
+
+
+def test_three_source_smoothing_is_normalised_limits_to_the_ratios_and_runs_in_the_search():
+    lik, rows = counts3_fixture()
+    codebook = torch.randn(4, 3)
+    smooth = SparseSmoothedCountLikelihood(lik, codebook, beta=1.0, sigma=1.0, top_tuples=None)
+    assert torch.allclose(smooth.table.exp().sum(1), torch.ones(smooth.contexts.numel()), atol=1e-5)
+    tiny = SparseSmoothedCountLikelihood(lik, codebook, beta=1e-9, sigma=1.0)
+    i, j, h, k = rows.T
+    assert torch.allclose(tiny.log_prob(i, j, h, k), lik.log_prob(i, j, h, k), atol=1e-4)      # counted: the ratio
+    a, b, c, log_p = smooth.gather_slices(torch.tensor([0, 2]))
+    assert a.shape == (2, smooth.contexts.numel()) and torch.isfinite(log_p).all()
+    assert torch.allclose(smooth.log_prob(a[1], b[1], c[1], torch.full_like(a[1], 2)), log_p[1], atol=1e-6)
+    best, grid = fit_sparse_smoothing(lik, codebook, rows[:60], betas=(0.1, 10.0), sigma_scales=(0.5, 2.0))
+    assert len(grid) == 5 and best["beta"] in (0.1, 10.0)
+    assert max(r["held_out_nats"] for r in grid[1:]) > grid[0]["held_out_nats"]      # the floor costs nats
+    torch.manual_seed(0)
+    priors = [TransformerPrior(PriorConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, n_embd=8)) for _ in range(3)]
+    result = lass_search(priors, smoothed_likelihood(lik, codebook, 1.0, 1.0), torch.tensor([[1, 2, 3, 0]]),
+                         LASSConfig(method="beam", n_rows=3))
+    assert result.codes.shape == (1, 3, 3, 4)

@@ -22,3 +22,24 @@ def test_variational_refuses_an_unknown_dataset():
 def test_the_default_supervised_model_is_the_committed_file():
     path = pretrained.get_supervised(profile="default")
     assert path == DEFAULT_CHECKPOINT and path.exists()
+
+
+@pytest.mark.parametrize("profile, retrain", [("quick", False), ("full", False), ("default", True)])
+def test_priors_trained_here_go_through_fit_beside_their_codec(monkeypatch, tmp_path, profile, retrain):
+    import sepcore.train.prior_fit as prior_fit
+    from sepcore.train.prior import PriorTrainConfig
+
+    calls = []
+
+    def fake_fit(codec_path, source_class, out, *, config, plan, data_root, curve_path, log):
+        calls.append((codec_path, source_class, out, config.profile, plan.steps, curve_path))
+
+    monkeypatch.setattr(prior_fit, "fit_prior", fake_fit)
+    monkeypatch.setattr(pretrained, "load_model", lambda path, **kwargs: path)
+    codec = type("Codec", (), {})()                                  # trained here: no checkpoint_info
+    got = pretrained.get_prior("vqvae", "bass", codec, profile=profile, retrain=retrain, work_dir=tmp_path)
+    folder = tmp_path / f"latent-models-{profile}"
+    assert got == folder / "prior_vqvae_bass.pt" and pretrained.LATENTS not in got.parents
+    codec_path, source_class, out, config_profile, steps, curve = calls[0]
+    assert (codec_path, source_class, out, config_profile) == (folder / "vqvae.pt", "bass", got, profile)
+    assert steps == PriorTrainConfig.for_profile(profile).steps and curve == got.with_suffix(".csv")

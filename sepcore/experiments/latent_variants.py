@@ -441,7 +441,7 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
 
 
 #: The suffixes of continuation curves, in the order they were run (``scripts/promote_continued_prior.py``).
-CONTINUATIONS = ("continued", "dropout", "continued2")
+CONTINUATIONS = ("continued", "dropout", "continued2", "continued3", "continued4")
 
 
 def prior_training_curve(folder, name: str) -> pd.DataFrame:

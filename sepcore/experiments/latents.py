@@ -7,8 +7,9 @@
   equals ``M[z_1, z_2]``, Sec. 4.1), the relative latent error, the SDR of the decoded averaged
   codes, and the codebook perplexity over the chunks;
 * :func:`linearity_glue`: the numbers the chapter's prose quotes, one dict;
-* :func:`lin_weight_candidates` and :func:`choose_lin_weight`: the LQ-VAE's L_lin weight chosen on
-  the **validation** split among the trained candidates (``checkpoints/latents/lin_weight/``).
+* :func:`validation_set`, :func:`lin_weight_candidates` and :func:`choose_lin_weight`: the LQ-VAE's
+  L_lin weight chosen on the **validation** split among the trained candidates
+  (``checkpoints/latents/lin_weight/``).
 
 Shapes: test items have ``sources (2, T)`` and ``mixture (T,)``; codes ``(2, S)`` with ``S = T / hop``.
 """
@@ -149,6 +150,16 @@ def linearity_glue(summary: pd.DataFrame) -> dict:
 LIN_WEIGHT_FOLDER = "lin_weight"
 
 
+def validation_set(config: LatentsChapterConfig, root, seed: int = 0):
+    """The validation chunks that choose the L_lin weight (the chapter and
+    ``scripts/choose_lin_weight.py`` both read them here): ``config.n_validation_chunks`` chunks of
+    ``config.chunk_length`` samples of ``config.classes`` from the dataset at ``root``."""
+    from sepcore.data.slakh import SlakhMixtures
+
+    return SlakhMixtures(root, classes=config.classes, split="validation", chunk_length=config.chunk_length,
+                         max_chunks=config.n_validation_chunks, seed=seed)
+
+
 def lin_weight_candidates(folder, device="cpu") -> dict:
     """``{"L_lin weight w": VQVAE}`` for every LQ-VAE in ``folder``, by increasing weight."""
     from pathlib import Path
@@ -156,7 +167,8 @@ def lin_weight_candidates(folder, device="cpu") -> dict:
     from sepcore.checkpoints import load_model
     from sepcore.models.vqvae import VQVAE
 
-    models = [load_model(path, expect_class=VQVAE, device=device).eval() for path in sorted(Path(folder).glob("lqvae_*.pt"))]
+    paths = [path for path in sorted(Path(folder).glob("lqvae_*.pt")) if not path.name.endswith(".state.pt")]
+    models = [load_model(path, expect_class=VQVAE, device=device).eval() for path in paths]
     return {f"L_lin weight {m.config.lin_weight:g}": m for m in sorted(models, key=lambda m: m.config.lin_weight)}
 
 

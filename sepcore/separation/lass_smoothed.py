@@ -1,4 +1,4 @@
-"""A smoothed count likelihood for two sources: raw ratios back off to the codec's geometry (our extension).
+"""A smoothed count likelihood: raw ratios back off to the codec's geometry (our extension).
 
 Paper 004's likelihood is the raw ratio ``C[i, j, k] / C[i, j]`` (Eq. 10). On a few million
 positions it leaves true triples unseen (so unreachable: they get the floor ``1e-16``) and makes
@@ -18,6 +18,12 @@ Inference (:func:`sepcore.separation.lass_search.lass_search`) needs only
 ``gather_slices(k) -> (i, j, log_p)``; the slice of ``k`` here holds its ``top_pairs`` most
 likely pairs under the smoothed table (all ``K^2`` when ``top_pairs`` is ``None``). The dense
 ``(K, K, K)`` table is built at load time from the sparse counts (``K = 256``: 64 MB float32).
+
+For ``N >= 3`` sources the same back-off, ``q`` centred on ``w (e_{i_1} + ... + e_{i_N})``, is kept
+only for the tuples that were counted (:class:`SparseSmoothedCountLikelihood`, ``(tuples, K)``
+float32; :func:`fit_sparse_smoothing` scores validation rows without a dense table):
+``K^(N+1)`` cells (``4.3e9`` for ``K = 256``, ``N = 3``) do not fit. :func:`smoothed_likelihood`
+picks the one for a count table.
 """
 
 from __future__ import annotations
@@ -67,6 +73,13 @@ def held_out_log_likelihood(table: torch.Tensor, triples: torch.Tensor) -> float
     return float(table[triples[:, 0], triples[:, 1], triples[:, 2]].mean())
 
 
+def codebook_unit(codebook: torch.Tensor) -> float:
+    """The median nearest-neighbour distance between codebook vectors: the unit of the kernel's ``sigma`` grid."""
+    d = torch.cdist(codebook, codebook)
+    d.fill_diagonal_(float("inf"))
+    return float(d.min(1).values.median())
+
+
 def fit_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, triples: torch.Tensor,
                   betas=(0.01, 0.1, 1.0, 10.0), sigma_scales=(0.25, 0.5, 1.0, 2.0, 4.0)) -> tuple[dict, list[dict]]:
     """Grid search of ``(beta, sigma)`` on validation ``triples``; ``sigma`` in units of the codebook's
@@ -74,9 +87,7 @@ def fit_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, triples: 
     raw ratios' held-out log-likelihood, floor included, as the ``beta = 0`` row)."""
     counts = dense_counts(likelihood)
     e = codebook.detach().float().cpu()
-    d = torch.cdist(e, e)
-    d.fill_diagonal_(float("inf"))
-    unit = float(d.min(1).values.median())
+    unit = codebook_unit(e)
     rows = []
     raw = torch.where(counts > 0, (counts / counts.sum(-1, keepdim=True).clamp_min(1)).log(), torch.tensor(math.log(1e-16)))
     rows.append({"beta": 0.0, "sigma": float("nan"), "held_out_nats": held_out_log_likelihood(raw, triples),
@@ -91,7 +102,26 @@ def fit_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, triples: 
     return {"beta": best["beta"], "sigma": best["sigma"]}, rows
 
 
-class SmoothedCountLikelihood:
+class _BackedOff:
+    """What both smoothed likelihoods share: the raw table's size, and no unseen mixture code (the
+    kernel gives every code mass, so the search needs no remapping)."""
+
+    counts: CountLikelihood
+    K: int
+
+    @property
+    def density(self) -> float:
+        return self.counts.density
+
+    @property
+    def nnz(self) -> int:
+        return self.counts.nnz
+
+    def remap_unseen(self, codebook: torch.Tensor) -> torch.Tensor:
+        return torch.arange(self.K)
+
+
+class SmoothedCountLikelihood(_BackedOff):
     """Two-source ``log p(k | i, j)`` with back-off, in the interface of :class:`CountLikelihood` that
     the search uses (``K``, ``n_sources``, ``gather_slices``, ``log_prob``, ``remap_unseen``, ``to``)."""
 
@@ -109,14 +139,6 @@ class SmoothedCountLikelihood:
         self.top_pairs = L
         self.n_positions = counts.n_positions
 
-    @property
-    def density(self) -> float:
-        return self.counts.density
-
-    @property
-    def nnz(self) -> int:
-        return self.counts.nnz
-
     def gather_slices(self, k: torch.Tensor):
         pairs = self.slice_pairs[k]
         return pairs // self.K, pairs % self.K, self.slice_log_p[k]
@@ -124,9 +146,122 @@ class SmoothedCountLikelihood:
     def log_prob(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self.table.to(k.device)[i.long(), j.long(), k.long()]
 
-    def remap_unseen(self, codebook: torch.Tensor) -> torch.Tensor:
-        return torch.arange(self.K)
-
     def to(self, device) -> SmoothedCountLikelihood:
         self.slice_log_p, self.slice_pairs = self.slice_log_p.to(device), self.slice_pairs.to(device)
         return self
+
+
+# ----------------------------------------------------------------------------- N sources, sparse
+def tuple_kernel_log_q(codebook: torch.Tensor, codes: list[torch.Tensor], sigma: float, chunk: int = 16384) -> torch.Tensor:
+    """``log q(k | i_1, ..., i_N)`` ``(n, K)`` for ``n`` source tuples given as ``N`` code tensors ``(n,)``:
+    the kernel of the module docstring around ``w (e_{i_1} + ... + e_{i_N})``, ``w`` the mixing
+    weight of ``N`` sources."""
+    e = codebook.detach().float().cpu()
+    w = mixing_weight(len(codes))
+    e2 = e.pow(2).sum(1)
+    n = codes[0].numel()
+    out = torch.empty(n, e.shape[0])
+    for start in range(0, n, chunk):
+        mean = w * sum(e[c[start:start + chunk].long().cpu()] for c in codes)                    # (c, D)
+        d2 = mean.pow(2).sum(-1, keepdim=True) - 2 * mean @ e.T + e2                            # (c, K)
+        out[start:start + chunk] = (-d2.clamp_min(0) / (2 * sigma**2)).log_softmax(-1)
+    return out
+
+
+def _seen_counts(likelihood: CountLikelihood, tuples: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(C[t, k], C[t])`` for source tuples ``t`` (row-major indices ``(n,)``) and mixture codes ``k (n,)``."""
+    K, N = likelihood.K, likelihood.n_sources
+    stored = likelihood.mixture_codes() * K**N + likelihood.tuples                  # ascending
+    key = k.long() * K**N + tuples
+    pos = torch.searchsorted(stored, key).clamp(max=likelihood.nnz - 1)
+    entry = torch.where(stored[pos] == key, likelihood.counts[pos], torch.zeros_like(key)).double()
+    contexts, inverse = torch.unique(likelihood.tuples, return_inverse=True)
+    totals = torch.zeros(contexts.numel(), dtype=torch.long).index_add_(0, inverse, likelihood.counts)
+    at = torch.searchsorted(contexts, tuples).clamp(max=contexts.numel() - 1)
+    total = torch.where(contexts[at] == tuples, totals[at], torch.zeros_like(tuples)).double()
+    return entry, total
+
+
+def fit_sparse_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, rows: torch.Tensor,
+                         betas=(0.01, 0.1, 1.0, 10.0), sigma_scales=(0.25, 0.5, 1.0, 2.0, 4.0)) -> tuple[dict, list[dict]]:
+    """:func:`fit_smoothing` for ``N`` sources without a dense table: validation ``rows (n, N + 1)``
+    (the source codes, then the mixture code) are scored directly, ``p = (C[t, k] + beta q(k | t)) /
+    (C[t] + beta)``, which is ``q(k | t)`` for a tuple never counted."""
+    N = likelihood.n_sources
+    codes = [rows[:, n].long() for n in range(N)]
+    tuples = torch.zeros_like(codes[0])
+    for c in codes:
+        tuples = tuples * likelihood.K + c
+    k = rows[:, N].long()
+    entry, total = _seen_counts(likelihood, tuples, k)
+    e = codebook.detach().float().cpu()
+    unit = codebook_unit(e)
+    raw = torch.where(entry > 0, (entry / total.clamp_min(1)).log(), torch.tensor(math.log(1e-16), dtype=torch.double))
+    rows_out = [{"beta": 0.0, "sigma": float("nan"), "held_out_nats": float(raw.mean()),
+                 "unseen_percent": 100.0 * float((entry == 0).double().mean())}]
+    for scale in sigma_scales:
+        log_q = tuple_kernel_log_q(e, codes, scale * unit).gather(1, k[:, None]).squeeze(1).double()
+        for beta in betas:
+            log_p = torch.logaddexp(entry.log(), math.log(beta) + log_q) - torch.log(total + beta)
+            rows_out.append({"beta": beta, "sigma": scale * unit, "held_out_nats": float(log_p.mean()),
+                             "unseen_percent": rows_out[0]["unseen_percent"]})
+    best = max(rows_out[1:], key=lambda r: r["held_out_nats"])
+    return {"beta": best["beta"], "sigma": best["sigma"]}, rows_out
+
+
+class SparseSmoothedCountLikelihood(_BackedOff):
+    """``log p(k | i_1, ..., i_N)`` with the back-off of the module docstring for any ``N``, stored
+    only for the source tuples that were counted (``K^(N+1)`` cells do not fit for ``N = 3``).
+
+    Every counted tuple gets mass on every mixture code (its ratio, backed off to the kernel), so the
+    search may propose a tuple with a mixture code it was never counted with; a tuple never counted
+    is scored by the kernel alone (:meth:`log_prob`) but never proposed. The slice of ``k`` holds
+    its ``top_tuples`` most likely counted tuples. Memory: ``(tuples, K)`` float32.
+    """
+
+    def __init__(self, counts: CountLikelihood, codebook: torch.Tensor, beta: float, sigma: float,
+                 top_tuples: int | None = 8192):
+        self.counts, self.beta, self.sigma = counts, float(beta), float(sigma)
+        self.K, self.n_sources, self.n_positions = counts.K, counts.n_sources, counts.n_positions
+        self.codebook = codebook.detach().float().cpu()
+        contexts, inverse = torch.unique(counts.tuples, return_inverse=True)
+        dense = torch.zeros(contexts.numel(), self.K)
+        dense.index_put_((inverse, counts.mixture_codes()), counts.counts.float(), accumulate=True)
+        log_q = tuple_kernel_log_q(self.codebook, counts.source_codes(contexts), self.sigma)
+        totals = dense.sum(1, keepdim=True)
+        table = torch.logaddexp(dense.log(), math.log(self.beta) + log_q) - torch.log(totals + self.beta)
+        del dense, log_q
+        self.contexts, self.table = contexts, table                                       # (C,), (C, K)
+        L = contexts.numel() if top_tuples is None else min(int(top_tuples), contexts.numel())
+        self.slice_log_p, index = table.T.topk(L, dim=1)                                  # (K, L)
+        self.slice_tuples = contexts[index]
+        self.top_tuples = L
+
+    def gather_slices(self, k: torch.Tensor):
+        return (*self.counts.source_codes(self.slice_tuples[k]), self.slice_log_p[k])
+
+    def log_prob(self, *codes: torch.Tensor) -> torch.Tensor:
+        """``log p(k | i_1..i_N)`` for ``codes = (i_1, ..., i_N, k)`` of one shape."""
+        if len(codes) != self.n_sources + 1:
+            raise ValueError(f"log_prob takes {self.n_sources} source code tensors and the mixture codes")
+        *sources, k = (c.long().reshape(-1).cpu() for c in codes)
+        tuples = torch.zeros_like(k)
+        for c in sources:
+            tuples = tuples * self.K + c
+        at = torch.searchsorted(self.contexts, tuples).clamp(max=self.contexts.numel() - 1)
+        seen = self.contexts[at] == tuples
+        out = tuple_kernel_log_q(self.codebook, sources, self.sigma).gather(1, k[:, None]).squeeze(1)
+        out[seen] = self.table[at[seen], k[seen]]
+        return out.reshape(codes[0].shape).to(codes[0].device)
+
+    def to(self, device) -> SparseSmoothedCountLikelihood:
+        self.slice_log_p, self.slice_tuples = self.slice_log_p.to(device), self.slice_tuples.to(device)
+        return self
+
+
+def smoothed_likelihood(counts: CountLikelihood, codebook: torch.Tensor, beta: float, sigma: float, **kwargs):
+    """The smoothed likelihood of ``counts``: the dense table for two sources
+    (:class:`SmoothedCountLikelihood`), the sparse one beyond (:class:`SparseSmoothedCountLikelihood`)."""
+    if counts.n_sources == 2:
+        return SmoothedCountLikelihood(counts, codebook, beta, sigma, **kwargs)
+    return SparseSmoothedCountLikelihood(counts, codebook, beta, sigma, **kwargs)

@@ -8,8 +8,9 @@ mixes every track of the first class with a random track of each other class at 
 (a multiple of the hop, circularly), so the counts see pairs no song contains. The sources' codes
 are the cached whole-track codes (:func:`sepcore.train.prior_fit.class_codes`); only the mixtures
 are encoded. The validation split gives held-out triples (pairing 0 and one re-pairing), on
-which the smoothing's ``beta`` and ``sigma`` are chosen (:mod:`sepcore.separation.lass_smoothed`,
-two sources). The file holds the raw counts, the chosen smoothing and its grid.
+which the smoothing's ``beta`` and ``sigma`` are chosen (:mod:`sepcore.separation.lass_smoothed`:
+the dense table for two sources, the counted tuples only for three). The file holds the raw
+counts, the chosen smoothing and its grid.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import torch
 from sepcore.checkpoints import load_model
 from sepcore.mixing import mix
 from sepcore.separation.count_files import compact_counts
-from sepcore.separation.lass import LOG_FLOOR, CountLikelihood
-from sepcore.separation.lass_smoothed import fit_smoothing
+from sepcore.separation.lass import CountLikelihood
+from sepcore.separation.lass_smoothed import fit_smoothing, fit_sparse_smoothing
 from sepcore.train.prior_fit import class_codes, encode_long, file_digest
 from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import progress, save_atomic
@@ -99,13 +100,9 @@ def main(argv=None) -> None:
     val = pairing_triples(codec, args.codec, args.classes, "validation", 2, profile=args.profile,
                           data_root=args.data_root, seed=1)
     likelihood = CountLikelihood.fit([tuple(train.T)], K)
-    smoothing, grid = (None, [])
-    if len(args.classes) == 2:
-        smoothing, grid = fit_smoothing(likelihood, codec.codebook, val)
-    else:                       # no smoothing for N > 2 (a dense K^(N+1) table does not fit): the raw ratios' row
-        log_p = likelihood.log_prob(*val.T)
-        grid = [{"beta": 0.0, "sigma": float("nan"), "held_out_nats": float(log_p.mean()),
-                 "unseen_percent": 100.0 * float((log_p <= LOG_FLOOR).float().mean())}]
+    # two sources: the dense K^3 table; more: the counted tuples only (a dense K^(N+1) table does not fit)
+    fit = fit_smoothing if len(args.classes) == 2 else fit_sparse_smoothing
+    smoothing, grid = fit(likelihood, codec.codebook, val)
     digest = file_digest(args.codec)
     metadata = {"codec": Path(args.codec).name, "codec_sha256": digest, "vqvae_sha256": digest,
                 "classes": list(args.classes), "pairings": args.pairings, "train_positions": int(train.shape[0]),

@@ -104,6 +104,18 @@ def check_config(path, saved: dict | None, wanted: dict) -> None:
                              "or run with the same settings")
 
 
+def restart_on_mismatch(train: Callable[[], object], state_path: str | Path, log=print):
+    """``train()``, and when the state file at ``state_path`` belongs to another config or another loop
+    (:class:`ConfigMismatch`), delete it and ``train()`` once more from the start. For models trained
+    on the fly (``sepcore.pretrained``), whose state files are scratch, never for a CLI run."""
+    try:
+        return train()
+    except ConfigMismatch as mismatch:
+        log(f"{mismatch}; starting over")
+        Path(state_path).unlink()
+        return train()
+
+
 def write_curve(rows: list[dict], path: str | Path) -> None:
     """Learning curve CSV (one row per evaluation)."""
     if not rows:
@@ -138,6 +150,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
     cpu_before, wall_before, bad_evals = 0.0, 0.0, 0
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"config", "step", "planned"} <= set(state):
+            raise ConfigMismatch(f"{state_path} was not written by this training loop; delete it to start over")
         saved = state["config"]
         check_config(state_path, {**saved["config"], "plan": saved["plan"]}, {**config, "plan": asdict(plan)})
         model.load_state_dict(state["model"])

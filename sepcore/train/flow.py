@@ -6,18 +6,20 @@ Eq. 7; nats per sample). A fraction ``p_clean`` of the crops get ``sigma = 0``, 
 is the clean prior; the others draw ``log sigma ~ U[log sigma_min, log sigma_max]``, covering every
 level of a geometric Langevin schedule between those bounds.
 
-    OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.flow --profile default --dataset toy --source sine
-    python -m sepcore.train.flow --profile default --dataset slakh --source bass --data-root data
+    OMP_NUM_THREADS=1 python -m sepcore.train.flow --profile default --dataset toy --source sine --cpu-minutes 8
+    python -m sepcore.train.flow --profile default --dataset slakh --source bass --data-root data --cpu-minutes 35
 
-The checkpoint (``checkpoints/flows/<dataset>_<source>.pt`` by default) stores the config, the
-weights, the training config and the loss curve (``metadata["history"]``).
+Training goes through the package's one loop, :func:`sepcore.train.fit.fit` (:func:`fit_flow`):
+a planned budget, validation NLL, a plateau stop, resumable state, a learning curve. The
+checkpoint (``checkpoints/flows/<dataset>_<source>.pt`` by default) stores the config, the
+best-validation weights, the training config and the curve (``metadata["history"]``).
+:func:`train_on_the_fly` is the ``quick`` / ``full`` path of :func:`sepcore.pretrained.get_flow_priors`.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +28,19 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.flow import FlowConfig, FlowPrior
-from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
-from sepcore.train.budget import budget_step, cpu_clock
-from sepcore.train.resume import LoopState, flatten_config
+from sepcore.train.fit import FitPlan
 from sepcore.train.safe_paths import refuse_committed_path
-from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
+from sepcore.utils import REPO_ROOT, seed_everything
 
 
 @dataclass
 class FlowTrainConfig(ProfileConfig):
     """Optimisation settings (the reference: Adam, lr 1e-4 with step decay, 16384-sample crops;
-    ours use shorter crops and a larger learning rate to fit a CPU budget)."""
+    ours use shorter crops and a larger learning rate to fit a CPU budget). ``steps`` is the budget of
+    a run without ``--cpu-minutes``; ``lr_final``, ``max_minutes`` and ``log_every`` were the settings
+    of the loop that trained the Slakh-format flows before :func:`sepcore.train.fit.fit` (kept so
+    that their checkpoints' metadata still reads)."""
 
     steps: int = 3000
     batch_size: int = 8
@@ -75,22 +78,6 @@ def toy_crops(source: str, n: int, length: int, generator: torch.Generator, conf
     return torch.from_numpy(np.stack(crops))
 
 
-def crop_sampler(dataset: str, source: str, data_root: str | None = None, profile: str = "default"):
-    """A function ``(n, length, generator) -> (n, length)`` of training crops."""
-    if dataset == "toy":
-        return lambda n, length, generator: toy_crops(source, n, length, generator)
-    if dataset == "slakh":
-        try:
-            from sepcore.data.render import ensure_dataset
-            from sepcore.data.slakh import SlakhStems
-        except ImportError as error:
-            raise ImportError("dataset='slakh' needs sepcore.data.slakh and sepcore.data.render (branch `data`)") from error
-        root = ensure_dataset(profile, data_root or default_data_root())
-        stems = SlakhStems(root, source, split="train")
-        return lambda n, length, generator: stems.random_crops(n, length, generator)
-    raise ValueError(f"dataset must be 'toy' or 'slakh', got {dataset!r}")
-
-
 def draw_sigma(n: int, config: FlowTrainConfig, generator: torch.Generator) -> torch.Tensor:
     """``(n,)`` noise levels: 0 with probability ``p_clean``, else log-uniform in [sigma_min, sigma_max]."""
     u = torch.rand(n, generator=generator)
@@ -99,71 +86,40 @@ def draw_sigma(n: int, config: FlowTrainConfig, generator: torch.Generator) -> t
     return torch.where(clean, torch.zeros(n), log_sigma.exp())
 
 
-def train_flow(
-    sample_crops,
-    flow_config: FlowConfig,
-    train_config: FlowTrainConfig,
-    *,
-    seed: int = 0,
-    device: str = "auto",
-    desc: str = "train flow",
-    state_path=None,
-) -> tuple[FlowPrior, list[dict]]:
-    """Train a flow prior; returns the model (eval mode, on CPU) and the loss history.
+def flow_plan(train_config: FlowTrainConfig, *, steps: int | None = None, cpu_minutes: float | None = None) -> FitPlan:
+    """The :class:`~sepcore.train.fit.FitPlan` of a flow run: ``steps`` (default ``train_config.steps``;
+    an upper bound with ``cpu_minutes``), the config's learning rate, no weight decay, a warm-up of
+    ``min(100, steps / 10)`` steps, validation and a checkpoint every ``min(200, steps / 4)`` steps,
+    and a plateau after 10 evaluations without a gain of 1e-3 nats per sample."""
+    steps = steps or train_config.steps
+    every = min(200, max(1, steps // 4))
+    return FitPlan(steps=steps, cpu_minutes=cpu_minutes, lr=train_config.lr, warmup_steps=min(100, max(1, steps // 10)),
+                   eval_every=every, checkpoint_every=every, patience=10, min_delta=1e-3, weight_decay=0.0,
+                   grad_clip=train_config.grad_clip)
 
-    Args:
-        sample_crops: ``(n, length, generator) -> (n, length)`` clean training audio.
 
-    History rows: ``{"step", "seconds", "nll", "nll_clean", "nll_noisy"}`` in nats per sample.
-    """
-    generator = seed_everything(seed)
-    device = resolve_device(device)
-    model = FlowPrior(flow_config).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    state = None if state_path is None else LoopState(state_path, flatten_config(
-        {"flow": flow_config.to_dict(), "train": train_config.to_dict(), "seed": seed}))
-    start, history, spent = (0, [], 0.0) if state is None else state.load(model, optimiser, generator)
-    started, window = cpu_clock() - spent, []
-    bar = progress(range(start, train_config.steps), desc=desc)
-    for step in bar:
-        x = sample_crops(train_config.batch_size, train_config.segment_length, generator).to(device)
-        sigma = draw_sigma(x.shape[0], train_config, generator).to(device)
-        noisy = x + sigma[:, None] * torch.randn(x.shape, generator=generator).to(device)
-        nll = -model.log_prob(noisy, sigma) / x.shape[-1]                  # (B,) nats per sample
-        loss = nll.mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: non-finite loss at step {step}; lower --lr or raise sigma_min")
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-        optimiser.step()
-        elapsed, last = budget_step(optimiser, step, started, steps=train_config.steps, max_minutes=train_config.max_minutes,
-                                    lr=train_config.lr, lr_final=train_config.lr_final)
-        window.append((nll.detach().cpu(), (sigma == 0).cpu()))
-        if (step + 1) % train_config.log_every == 0 or last:
-            values = torch.cat([w[0] for w in window])
-            clean = torch.cat([w[1] for w in window])
-            history.append({
-                "step": step + 1, "seconds": elapsed, "nll": float(values.mean()),
-                "nll_clean": float(values[clean].mean()) if clean.any() else float("nan"),
-                "nll_noisy": float(values[~clean].mean()) if (~clean).any() else float("nan"),
-            })
-            bar.set_postfix(nll=f"{history[-1]['nll']:.3f}")
-            window = []
-            if state is not None:
-                state.save(model, optimiser, generator, step + 1, history, cpu_clock() - started)
-        if last:
-            break
-    return model.cpu().eval(), history
+def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, data_root=None, log=print) -> Path:
+    """A flow of ``profile``'s sizes trained by :func:`fit_flow` for its ``FlowTrainConfig.steps``
+    into ``_build/<profile>/checkpoints/flows/<dataset>_<source>.pt`` (curve beside it); returns the
+    path. A finished run there with the same config is reused; one with another config is started over."""
+    from sepcore.paths import BUILD
+    from sepcore.train.fit import restart_on_mismatch
+
+    out = BUILD / profile / "checkpoints" / "flows" / f"{dataset}_{source}.pt"
+    plan = flow_plan(FlowTrainConfig.for_profile(profile))
+    restart_on_mismatch(lambda: fit_flow(dataset, source, plan, out, profile=profile, data_root=data_root, seed=seed,
+                                         log=log, curve_path=out.with_suffix(".csv")),
+                        out.with_name(out.name + ".state.pt"), log=log)
+    return out
 
 
 def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", data_root=None, seed: int = 0,
-             val_crops: int = 32, log=print, conditioned_actnorm: bool = False):
+             val_crops: int = 32, log=print, conditioned_actnorm: bool = False, curve_path=None):
     """Train (or resume) one flow prior with :func:`sepcore.train.fit.fit`: a CPU-time (or step)
     budget, a validation NLL every ``plan.eval_every`` steps on fixed crops of the validation split (a
     quarter clean, the rest at three fixed levels log-spaced in ``[sigma_min, sigma_max]``, fixed
-    noise), a plateau stop, resumable state and a learning curve
-    ``tables/training/flow_<checkpoint name>.csv`` (quick: under ``_build``).
+    noise), a plateau stop, resumable state and a learning curve (``curve_path``, by default
+    ``tables/training/flow_<checkpoint name>.csv``; quick: under ``_build``).
     ``conditioned_actnorm``: the ablation with noise-conditioned ActNorm (:class:`sepcore.models.flow.ActNorm`).
 
     The checkpoint's ``metadata["history"]`` has one row per evaluation: ``step``, ``seconds`` (CPU),
@@ -192,7 +148,7 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     n_clean = max(1, val_crops // 4)
     val_sigma = torch.cat([torch.zeros(n_clean), levels[torch.arange(val_crops - n_clean) % len(levels)]])
     val_noisy = val_clean + val_sigma[:, None] * torch.randn(val_clean.shape, generator=val_generator)
-    curve_path = training_tables(profile) / f"flow_{out.stem}.csv"
+    curve_path = Path(curve_path or training_tables(profile) / f"flow_{out.stem}.csv")
     generator = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
@@ -221,7 +177,7 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
             history[-1] |= {"nll_clean": float(nll[val_sigma == 0].mean()), "nll_noisy": float(nll[val_sigma > 0].mean())}
         save_checkpoint(out, best, metadata={
             "dataset": dataset, "train_config": train_config.to_dict(), "history": history, "seed": seed,
-            "wall_seconds": info["cpu_seconds"], "steps_done": info["step"], "plan": plan.__dict__,
+            "steps_done": info["step"], "plan": plan.__dict__,
             "val_nll": round(info["best_val"], 5), "data": data, **info})
 
     return fit(model, loss_fn, val_fn, plan, state_path=out.with_name(out.name + ".state.pt"), config=run_config,
@@ -236,47 +192,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=None, help="checkpoint path (default checkpoints/flows/<dataset>_<source>.pt)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="step budget (default: the profile's; an upper bound with --cpu-minutes)")
     parser.add_argument("--cpu-minutes", type=float, default=None,
-                        help="train with the CPU-budgeted, validated loop (sepcore.train.fit) for this many CPU minutes")
+                        help="CPU budget: the step count is planned from the speed of the first 30 steps")
     parser.add_argument("--conditioned-actnorm", action="store_true",
                         help="ablation: noise-conditioned ActNorm (default out checkpoints/flows/ablation/<dataset>_<source>_actnorm.pt)")
     args = parser.parse_args(argv)
 
-    if args.cpu_minutes is not None:
-        from sepcore.train.fit import FitPlan
-
-        folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
-        name = f"{args.dataset}_{args.source}" + ("_actnorm" if args.conditioned_actnorm else "")
-        out = Path(args.out or folder / "flows" / ("ablation" if args.conditioned_actnorm else "") / f"{name}.pt")
-        refuse_committed_path(out, args.profile)
-        plan = FitPlan(steps=args.steps or 100000, cpu_minutes=args.cpu_minutes, lr=FlowTrainConfig.for_profile(args.profile).lr,
-                       warmup_steps=100, eval_every=200, checkpoint_every=200, patience=10, min_delta=1e-3, weight_decay=0.0)
-        result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed,
-                          conditioned_actnorm=args.conditioned_actnorm)
-        print(f"{out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/sample at step "
-              f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
-        return 0
-    sample_rate = 14700 if args.dataset == "toy" else 22050
-    flow_config = FlowConfig.for_profile(args.profile, source=args.source, sample_rate=sample_rate)
-    overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes)) if v is not None}
-    train_config = FlowTrainConfig.for_profile(args.profile, **overrides)
-    sampler = crop_sampler(args.dataset, args.source, args.data_root, args.profile)
     folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
-    out = Path(args.out or folder / "flows" / f"{args.dataset}_{args.source}.pt")
+    name = f"{args.dataset}_{args.source}" + ("_actnorm" if args.conditioned_actnorm else "")
+    out = Path(args.out or folder / "flows" / ("ablation" if args.conditioned_actnorm else "") / f"{name}.pt")
     refuse_committed_path(out, args.profile)
-    started = time.perf_counter()
-    model, history = train_flow(sampler, flow_config, train_config, seed=args.seed, device=args.device,
-                                desc=f"{args.dataset}/{args.source}", state_path=out.with_name(out.name + ".state.pt"))
-    wall = time.perf_counter() - started
-    save_checkpoint(out, model, metadata={
-        "dataset": args.dataset, "train_config": train_config.to_dict(), "history": history,
-        "wall_seconds": wall, "steps_done": history[-1]["step"] if history else 0, "seed": args.seed,
-    })
-    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {history[-1]['step']} steps, "
-          f"{wall / 60:.1f} min; final nll {history[-1]['nll']:.3f} nats/sample")
+    steps = args.steps or (100000 if args.cpu_minutes is not None else None)
+    plan = flow_plan(FlowTrainConfig.for_profile(args.profile), steps=steps, cpu_minutes=args.cpu_minutes)
+    result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed,
+                      conditioned_actnorm=args.conditioned_actnorm)
+    print(f"{out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/sample at step "
+          f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
     return 0
 
 

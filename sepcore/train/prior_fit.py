@@ -136,9 +136,24 @@ def prior_nll(prior: TransformerPrior, windows: torch.Tensor, batch: int = 16) -
     return total / windows.numel()
 
 
+def on_the_fly_plan(profile: str) -> FitPlan:
+    """The plan of a prior trained on the fly (:func:`sepcore.pretrained.get_prior` under ``quick`` and
+    ``full``): the profile's step budget and learning rate of
+    :class:`~sepcore.train.prior.PriorTrainConfig`, validation and a checkpoint every
+    ``min(250, steps / 5)`` steps."""
+    from sepcore.train.prior import PriorTrainConfig
+
+    budget = PriorTrainConfig.for_profile(profile)
+    every = max(1, min(250, budget.steps // 5))
+    return FitPlan(steps=budget.steps, lr=budget.lr, warmup_steps=min(200, max(1, budget.steps // 10)), eval_every=every,
+                   checkpoint_every=every, patience=8, min_delta=1e-3)
+
+
 def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, plan: FitPlan, init_from=None,
-              data_root=None, prior_config: PriorConfig | None = None):
-    """Train (or resume) one class prior on every training code of ``source_class``; returns the FitResult."""
+              data_root=None, prior_config: PriorConfig | None = None, curve_path=None, log=print):
+    """Train (or resume) one class prior on every training code of ``source_class``; returns the
+    FitResult. The learning curve goes to ``curve_path`` (default ``tables/training/<out stem>.csv``,
+    a scratch folder outside ``default``)."""
     seed_everything(config.seed)
     train = [t for t in class_codes(codec_path, source_class, "train", profile=config.profile, data_root=data_root)
              if t.shape[0] > config.window]
@@ -151,7 +166,7 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
     val = fixed_windows(val_tracks, window, config.val_windows)
     baselines = {"unigram_nll": round(ngram_nll(train, val, K, 1), 4), "bigram_nll": round(ngram_nll(train, val, K, 2), 4)}
     n_codes = sum(t.shape[0] for t in train)
-    print(f"{source_class}: {n_codes} training codes in {len(train)} tracks; validation unigram "
+    log(f"{source_class}: {n_codes} training codes in {len(train)} tracks; validation unigram "
           f"{baselines['unigram_nll']:.3f}, bigram {baselines['bigram_nll']:.3f} nats/code")
     model = TransformerPrior(prior_config)
     generator = torch.Generator().manual_seed(config.seed)
@@ -174,8 +189,8 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
     run_config = {"codec_sha256": metadata["codec_sha256"], "source_class": source_class, "train": config.to_dict(),
                   "prior": prior_config.to_dict()}
     return fit(model, loss_fn, lambda: prior_nll(model, val), plan, state_path=out.with_name(out.name + ".state.pt"),
-               config=run_config, curve_path=training_tables(config.profile) / f"{out.stem}.csv", name=f"prior {out.stem}",
-               init_from=init_from, on_checkpoint=on_checkpoint)
+               config=run_config, curve_path=curve_path or training_tables(config.profile) / f"{out.stem}.csv",
+               name=f"prior {out.stem}", init_from=init_from, on_checkpoint=on_checkpoint, log=log)
 
 
 def main(argv=None) -> None:
