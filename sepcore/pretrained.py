@@ -124,7 +124,7 @@ def get_prior(kind: str, source_class: str, vqvae: VQVAE, *, profile: str, retra
     codec_path = getattr(vqvae, "checkpoint_info", {}).get("path") or folder / f"{kind}.pt"
     restart_on_mismatch(lambda: fit_prior(codec_path, source_class, path, config=PriorFitConfig.for_profile(profile),
                                           plan=on_the_fly_plan(profile), data_root=data_root,
-                                          curve_path=path.with_suffix(".csv"), log=lambda *_: None),
+                                          curve_path=path.with_suffix(".csv"), log=lambda *_: None, device=device),
                         path.with_name(path.name + ".state.pt"), log=lambda *_: None)
     return load_model(path, expect_class=TransformerPrior, device=device)
 

@@ -118,7 +118,7 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
 
     calls = []
 
-    def fake_train(dataset, source, profile, seed, data_root, log):
+    def fake_train(dataset, source, profile, seed, data_root, log, device="auto"):
         calls.append(profile)
         return f"trained-{profile}.pt"
 

@@ -31,7 +31,7 @@ def test_priors_trained_here_go_through_fit_beside_their_codec(monkeypatch, tmp_
 
     calls = []
 
-    def fake_fit(codec_path, source_class, out, *, config, plan, data_root, curve_path, log):
+    def fake_fit(codec_path, source_class, out, *, config, plan, data_root, curve_path, log, device):
         calls.append((codec_path, source_class, out, config.profile, plan.steps, curve_path))
 
     monkeypatch.setattr(prior_fit, "fit_prior", fake_fit)

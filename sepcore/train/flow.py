@@ -31,7 +31,7 @@ from sepcore.models.flow import FlowConfig, FlowPrior
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan
 from sepcore.train.safe_paths import refuse_committed_path
-from sepcore.utils import REPO_ROOT, seed_everything
+from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
 
 
 @dataclass
@@ -98,7 +98,8 @@ def flow_plan(train_config: FlowTrainConfig, *, steps: int | None = None, cpu_mi
                    grad_clip=train_config.grad_clip)
 
 
-def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, data_root=None, log=print) -> Path:
+def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, data_root=None, log=print,
+                     device="auto") -> Path:
     """A flow of ``profile``'s sizes trained by :func:`fit_flow` for its ``FlowTrainConfig.steps``
     into ``_build/<profile>/checkpoints/flows/<dataset>_<source>.pt`` (curve beside it); returns the
     path. A finished run there with the same config is reused; one with another config is started over."""
@@ -108,13 +109,13 @@ def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, 
     out = BUILD / profile / "checkpoints" / "flows" / f"{dataset}_{source}.pt"
     plan = flow_plan(FlowTrainConfig.for_profile(profile))
     restart_on_mismatch(lambda: fit_flow(dataset, source, plan, out, profile=profile, data_root=data_root, seed=seed,
-                                         log=log, curve_path=out.with_suffix(".csv")),
+                                         log=log, curve_path=out.with_suffix(".csv"), device=device),
                         out.with_name(out.name + ".state.pt"), log=log)
     return out
 
 
 def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", data_root=None, seed: int = 0,
-             val_crops: int = 32, log=print, conditioned_actnorm: bool = False, curve_path=None):
+             val_crops: int = 32, log=print, conditioned_actnorm: bool = False, curve_path=None, device="cpu"):
     """Train (or resume) one flow prior with :func:`sepcore.train.fit.fit`: a CPU-time (or step)
     budget, a validation NLL every ``plan.eval_every`` steps on fixed crops of the validation split (a
     quarter clean, the rest at three fixed levels log-spaced in ``[sigma_min, sigma_max]``, fixed
@@ -139,7 +140,8 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     flow_config = FlowConfig.for_profile(profile, source=source, sample_rate=sample_rate,
                                          conditioned_actnorm=conditioned_actnorm)
     train_config = FlowTrainConfig.for_profile(profile)
-    model = FlowPrior(flow_config)
+    device = resolve_device(device)
+    model = FlowPrior(flow_config).to(device)
     train = crop_source(dataset, source, "train", profile, data_root)
     length = train_config.segment_length
     val_generator = torch.Generator().manual_seed(seed + 1)
@@ -147,7 +149,8 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     levels = torch.logspace(math.log10(train_config.sigma_min), math.log10(train_config.sigma_max), 3)
     n_clean = max(1, val_crops // 4)
     val_sigma = torch.cat([torch.zeros(n_clean), levels[torch.arange(val_crops - n_clean) % len(levels)]])
-    val_noisy = val_clean + val_sigma[:, None] * torch.randn(val_clean.shape, generator=val_generator)
+    val_noisy = (val_clean + val_sigma[:, None] * torch.randn(val_clean.shape, generator=val_generator)).to(device)
+    val_sigma = val_sigma.to(device)
     curve_path = Path(curve_path or training_tables(profile) / f"flow_{out.stem}.csv")
     generator = torch.Generator().manual_seed(seed)
 
@@ -155,7 +158,7 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
         x = train(train_config.batch_size, length, generator)
         sigma = draw_sigma(x.shape[0], train_config, generator)
         noisy = x + sigma[:, None] * torch.randn(x.shape, generator=generator)
-        return (-model.log_prob(noisy, sigma) / length).mean()
+        return (-model.log_prob(noisy.to(device), sigma.to(device)) / length).mean()
 
     def val_nll(net) -> torch.Tensor:
         return -net.log_prob(val_noisy, val_sigma) / length                     # (val_crops,)
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="step budget (default: the profile's; an upper bound with --cpu-minutes)")
     parser.add_argument("--cpu-minutes", type=float, default=None,
                         help="CPU budget: the step count is planned from the speed of the first 30 steps")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the committed flows trained on CPU)")
     parser.add_argument("--conditioned-actnorm", action="store_true",
                         help="ablation: noise-conditioned ActNorm (default out checkpoints/flows/ablation/<dataset>_<source>_actnorm.pt)")
     args = parser.parse_args(argv)
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (100000 if args.cpu_minutes is not None else None)
     plan = flow_plan(FlowTrainConfig.for_profile(args.profile), steps=steps, cpu_minutes=args.cpu_minutes)
     result = fit_flow(args.dataset, args.source, plan, out, profile=args.profile, data_root=args.data_root, seed=args.seed,
-                      conditioned_actnorm=args.conditioned_actnorm)
+                      conditioned_actnorm=args.conditioned_actnorm, device=args.device)
     print(f"{out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/sample at step "
           f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
     return 0

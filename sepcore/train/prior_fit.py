@@ -31,7 +31,7 @@ from sepcore.checkpoints import load_model, save_checkpoint
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
-from sepcore.utils import file_sha256, progress, save_atomic, seed_everything
+from sepcore.utils import file_sha256, progress, resolve_device, save_atomic, seed_everything
 
 
 def training_tables(profile: str) -> Path:
@@ -130,7 +130,7 @@ def prior_nll(prior: TransformerPrior, windows: torch.Tensor, batch: int = 16) -
     """Mean next-code NLL (nats) of ``windows (n, W)`` starting at position 0 after the start token."""
     total = 0.0
     for s in range(0, windows.shape[0], batch):
-        part = windows[s:s + batch]
+        part = windows[s:s + batch].to(next(prior.parameters()).device)
         logits, _ = prior(prior.with_start(part), use_cache=False)
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), part.reshape(-1), reduction="sum"))
     return total / windows.numel()
@@ -150,7 +150,7 @@ def on_the_fly_plan(profile: str) -> FitPlan:
 
 
 def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, plan: FitPlan, init_from=None,
-              data_root=None, prior_config: PriorConfig | None = None, curve_path=None, log=print):
+              data_root=None, prior_config: PriorConfig | None = None, curve_path=None, log=print, device="cpu"):
     """Train (or resume) one class prior on every training code of ``source_class``; returns the
     FitResult. The learning curve goes to ``curve_path`` (default ``tables/training/<out stem>.csv``,
     a scratch folder outside ``default``)."""
@@ -168,11 +168,12 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
     n_codes = sum(t.shape[0] for t in train)
     log(f"{source_class}: {n_codes} training codes in {len(train)} tracks; validation unigram "
           f"{baselines['unigram_nll']:.3f}, bigram {baselines['bigram_nll']:.3f} nats/code")
-    model = TransformerPrior(prior_config)
+    device = resolve_device(device)
+    model = TransformerPrior(prior_config).to(device)
     generator = torch.Generator().manual_seed(config.seed)
 
     def loss_fn(step: int) -> torch.Tensor:
-        batch = sample_windows(train, window, config.batch_size, generator)
+        batch = sample_windows(train, window, config.batch_size, generator).to(device)
         position = int(torch.randint(0, prior_config.block_size - window + 1, (1,), generator=generator))
         logits, _ = model(model.with_start(batch), use_cache=False, offset=position)
         return F.cross_entropy(logits.reshape(-1, K), batch.reshape(-1))
