@@ -68,11 +68,6 @@ def smoothed_log_table(counts: torch.Tensor, log_q: torch.Tensor, beta: float) -
     return torch.logaddexp(counts.log(), math.log(beta) + log_q) - torch.log(totals + beta)
 
 
-def held_out_log_likelihood(table: torch.Tensor, triples: torch.Tensor) -> float:
-    """Mean ``log p(k | i, j)`` (nats per position) of validation ``triples (n, 3)`` = ``(i, j, k)``."""
-    return float(table[triples[:, 0], triples[:, 1], triples[:, 2]].mean())
-
-
 def codebook_unit(codebook: torch.Tensor) -> float:
     """The median nearest-neighbour distance between codebook vectors: the unit of the kernel's ``sigma`` grid."""
     d = torch.cdist(codebook, codebook)
@@ -82,24 +77,12 @@ def codebook_unit(codebook: torch.Tensor) -> float:
 
 def fit_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, triples: torch.Tensor,
                   betas=(0.01, 0.1, 1.0, 10.0), sigma_scales=(0.25, 0.5, 1.0, 2.0, 4.0)) -> tuple[dict, list[dict]]:
-    """Grid search of ``(beta, sigma)`` on validation ``triples``; ``sigma`` in units of the codebook's
-    median nearest-neighbour distance. Returns the best setting and every row of the grid (with the
-    raw ratios' held-out log-likelihood, floor included, as the ``beta = 0`` row)."""
-    counts = dense_counts(likelihood)
-    e = codebook.detach().float().cpu()
-    unit = codebook_unit(e)
-    rows = []
-    raw = torch.where(counts > 0, (counts / counts.sum(-1, keepdim=True).clamp_min(1)).log(), torch.tensor(math.log(1e-16)))
-    rows.append({"beta": 0.0, "sigma": float("nan"), "held_out_nats": held_out_log_likelihood(raw, triples),
-                 "unseen_percent": 100.0 * float((counts[triples[:, 0], triples[:, 1], triples[:, 2]] == 0).float().mean())})
-    for scale in sigma_scales:
-        log_q = kernel_log_q(e, scale * unit)
-        for beta in betas:
-            table = smoothed_log_table(counts, log_q, beta)
-            rows.append({"beta": beta, "sigma": scale * unit, "held_out_nats": held_out_log_likelihood(table, triples),
-                         "unseen_percent": rows[0]["unseen_percent"]})
-    best = max(rows[1:], key=lambda r: r["held_out_nats"])
-    return {"beta": best["beta"], "sigma": best["sigma"]}, rows
+    """Grid search of ``(beta, sigma)`` on validation ``triples`` (rows ``(i_1, ..., i_N, k)``, any
+    ``N``); ``sigma`` in units of the codebook's median nearest-neighbour distance. Returns the best
+    setting and every row of the grid (with the raw ratios' held-out log-likelihood, floor included,
+    as the ``beta = 0`` row). The rows are scored directly (:func:`fit_sparse_smoothing`), which for
+    two sources gives the dense table's values without building it."""
+    return fit_sparse_smoothing(likelihood, codebook, triples, betas, sigma_scales)
 
 
 class _BackedOff:
@@ -184,7 +167,7 @@ def _seen_counts(likelihood: CountLikelihood, tuples: torch.Tensor, k: torch.Ten
 
 def fit_sparse_smoothing(likelihood: CountLikelihood, codebook: torch.Tensor, rows: torch.Tensor,
                          betas=(0.01, 0.1, 1.0, 10.0), sigma_scales=(0.25, 0.5, 1.0, 2.0, 4.0)) -> tuple[dict, list[dict]]:
-    """:func:`fit_smoothing` for ``N`` sources without a dense table: validation ``rows (n, N + 1)``
+    """The grid search of :func:`fit_smoothing`, for ``N`` sources, without a dense table: validation ``rows (n, N + 1)``
     (the source codes, then the mixture code) are scored directly, ``p = (C[t, k] + beta q(k | t)) /
     (C[t] + beta)``, which is ``q(k | t)`` for a tuple never counted."""
     N = likelihood.n_sources

@@ -25,7 +25,7 @@ from sepcore.checkpoints import load_model
 from sepcore.mixing import mix
 from sepcore.separation.count_files import compact_counts
 from sepcore.separation.lass import CountLikelihood
-from sepcore.separation.lass_smoothed import fit_smoothing, fit_sparse_smoothing
+from sepcore.separation.lass_smoothed import fit_smoothing
 from sepcore.train.prior_fit import class_codes, encode_long, file_digest
 from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import progress, save_atomic
@@ -100,9 +100,7 @@ def main(argv=None) -> None:
     val = pairing_triples(codec, args.codec, args.classes, "validation", 2, profile=args.profile,
                           data_root=args.data_root, seed=1)
     likelihood = CountLikelihood.fit([tuple(train.T)], K)
-    # two sources: the dense K^3 table; more: the counted tuples only (a dense K^(N+1) table does not fit)
-    fit = fit_smoothing if len(args.classes) == 2 else fit_sparse_smoothing
-    smoothing, grid = fit(likelihood, codec.codebook, val)
+    smoothing, grid = fit_smoothing(likelihood, codec.codebook, val)
     digest = file_digest(args.codec)
     metadata = {"codec": Path(args.codec).name, "codec_sha256": digest, "vqvae_sha256": digest,
                 "classes": list(args.classes), "pairings": args.pairings, "train_positions": int(train.shape[0]),
