@@ -44,8 +44,12 @@ score prior has no density, so the reparameterised gradient uses its score, and 
 not known). Training sees random crops of the **training mixtures** only (toy: `ToyDataset` train
 split; Slakh: the embedded dataset's drums + bass training mixtures); no loss term uses a source.
 One process per run, `OMP_NUM_THREADS=1`; the budget is CPU time or the step count, whichever ends
-first, and the learning rate and the KL warm-up follow the spent fraction of it. `<out>.state.pt`
-(not committed) resumes the same command. The prior hashes are the first 16 hex digits of the
+first. The committed encoders were trained by the loop that preceded `sepcore.train.fit` (Adam,
+an exponential learning-rate decay and a KL warm-up over the spent fraction of the budget, no
+validation). The command now trains through `fit`: AdamW, a cosine, the KL warm-up over the
+planned steps, the negative ELBO of fixed validation-mixture crops at intervals with a plateau
+stop, and the curve in `tables/training/variational_<checkpoint>.csv`; rerunning it gives other
+weights. `<out>.state.pt` (not committed) resumes the same command. The prior hashes are the first 16 hex digits of the
 sha256 of the prior checkpoints the encoders were trained against.
 
 | checkpoint | size | parameters | sources (posterior) | trained against | steps (done of planned) | minutes | final ELBO / reconstruction / KL (nats per sample) | command |

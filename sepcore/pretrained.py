@@ -183,4 +183,4 @@ def get_variational(dataset: str, *, profile: str, retrain: bool = False, seed: 
     meta = separator.checkpoint_info["metadata"]
     prior_map, _ = get_flow_priors(separator.config.sources, profile, dataset=dataset, seed=seed)
     return VariationalRun(separator.to(device).eval(), [prior_map[name] for name in separator.config.sources],
-                          meta["history"], meta["wall_seconds"], VariationalTrainConfig.from_dict(meta["train_config"]))
+                          meta["history"], meta["wall_seconds"], VariationalTrainConfig.from_checkpoint(meta["train_config"]))

@@ -44,7 +44,7 @@ def test_training_never_touches_sources():
     assert torch.isnan(dataset[0]["sources"]).all() and torch.isfinite(dataset[0]["mixture"]).all()
     priors = [GaussianPrior(0.0, 0.6) for _ in dataset.classes]
     config = _tiny(sources=dataset.classes)
-    train = VariationalTrainConfig(steps=6, batch_size=4, segment_length=256, log_every=2)
+    train = VariationalTrainConfig(steps=6, batch_size=4, segment_length=256, eval_every=2, n_validation=4)
     separator, history = train_variational(priors, mixture_sampler(dataset), config, train, device="cpu")
     assert len(history) == 3
     assert all(math.isfinite(row[key]) for row in history for key in ("loss", "elbo", "kl", "reconstruction"))
@@ -113,7 +113,7 @@ def test_trained_posterior_mean_approaches_closed_form(mixing):
     with set_mixing(mixing):
         config = _tiny("truncnormal", likelihood_sigma=sigma, prior_sigma=0.0, init_scale=0.1)
         train = VariationalTrainConfig(steps=300, batch_size=8, segment_length=64, lr=1e-2, lr_final=1e-3,
-                                       kl_warmup=0.0, log_every=25)
+                                       kl_warmup=0.0, eval_every=25)
         separator, history = train_variational(priors, sample_mixtures, config, train, seed=0, device="cpu")
         # the closed form, one time step at a time (time steps are independent)
         m = sample_mixtures(1, 200, torch.Generator().manual_seed(123))[0]

@@ -130,17 +130,24 @@ def write_curve(rows: list[dict], path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: Callable[[], float], plan: FitPlan, *,
-        state_path: str | Path, config: dict, curve_path: str | Path | None = None, name: str = "model",
-        init_from: dict | None = None, on_checkpoint: Callable[[torch.nn.Module, dict], None] | None = None,
-        optimizer: torch.optim.Optimizer | None = None, log=print) -> FitResult:
-    """Train ``model`` by ``loss_fn(step) -> scalar loss`` under ``plan``; returns the run's summary.
+def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], val_fn: Callable[[], float],
+        plan: FitPlan, *, state_path: str | Path, config: dict, curve_path: str | Path | None = None,
+        name: str = "model", init_from: dict | None = None,
+        on_checkpoint: Callable[[torch.nn.Module, dict], None] | None = None,
+        on_plan: Callable[[int], None] | None = None, optimizer: torch.optim.Optimizer | None = None,
+        log=print) -> FitResult:
+    """Train ``model`` by ``loss_fn(step)`` under ``plan``; returns the run's summary.
 
-    On return ``model`` holds the **best-validation** weights. ``config`` (a plain dict: data,
-    model and plan settings) is compared with the state file's. ``on_checkpoint(best_model,
-    info)`` is called at every checkpoint with the best weights so far, so a caller can write its
-    checkpoint file while the run goes on (``info`` has ``step``, ``best_val``, ``best_step``,
-    ``cpu_seconds``, ``wall_seconds``, ``planned_steps``; the last call adds ``stopped_by``).
+    ``loss_fn`` returns the scalar loss, or a dict of scalars whose ``"loss"`` is minimised and
+    whose other entries are logged: the curve gains one column per entry, its mean since the last
+    evaluation (e.g. the terms of an ELBO). On return ``model`` holds the **best-validation**
+    weights. ``config`` (a plain dict: data, model and plan settings) is compared with the state
+    file's. ``on_plan(steps)`` is called with the planned step count at the start and again when
+    the CPU budget fixes it, for schedules of the caller's own that end with the run (a KL
+    warm-up). ``on_checkpoint(best_model, info)`` is called at every checkpoint with the best
+    weights so far, so a caller can write its checkpoint file while the run goes on (``info`` has
+    ``step``, ``best_val``, ``best_step``, ``cpu_seconds``, ``wall_seconds``, ``planned_steps``; the
+    last call adds ``stopped_by``).
     """
     state_path = Path(state_path)
     optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
@@ -187,8 +194,10 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
         return snapshot
 
     stopped_by = "steps"
-    running, n_running = 0.0, 0
+    running, n_running, logged = 0.0, 0, {}
     calibrating = plan.cpu_minutes is not None and step == 0
+    if on_plan is not None:
+        on_plan(planned)
     bar = progress(total=planned, initial=step, desc=f"train {name}", mininterval=15)
     cpu_at_start = cpu_now()
     while step < planned:
@@ -196,6 +205,11 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
         for group in optimizer.param_groups:
             group["lr"] = planned_lr(step, planned, plan)
         loss = loss_fn(step)
+        if isinstance(loss, dict):
+            for key, value in loss.items():
+                if key != "loss":
+                    logged.setdefault(key, []).append(float(value))
+            loss = loss["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss became {float(loss)} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
@@ -214,6 +228,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
             bar.refresh()
             calibrating = False
             log(f"{name}: {per_step * 1000:.1f} CPU-ms per step; {plan.cpu_minutes} CPU-minutes plan {planned} steps")
+            if on_plan is not None:
+                on_plan(planned)
         if step % plan.eval_every == 0 or step == planned:
             model.eval()
             with torch.no_grad():
@@ -225,8 +241,9 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor], val_fn: 
             bad_evals = 0 if improved else bad_evals + 1
             curve.append({"step": step, "wall_s": round(wall_now(), 1), "cpu_s": round(cpu_now(), 1),
                           "train_loss": round(running / max(1, n_running), 5), "val_loss": round(val, 5),
-                          "lr": planned_lr(step - 1, planned, plan)})
-            running, n_running = 0.0, 0
+                          "lr": planned_lr(step - 1, planned, plan),
+                          **{key: round(sum(values) / len(values), 5) for key, values in logged.items()}})
+            running, n_running, logged = 0.0, 0, {}
             bar.set_postfix(train=f"{curve[-1]['train_loss']:.4f}", val=f"{val:.4f}", best=f"{best_val:.4f}")
             if curve_path is not None:
                 write_curve(curve, curve_path)

@@ -8,7 +8,8 @@ Digits (paper 004, MNIST set-up from the reference code): a 2-D VQ-VAE, 28x28 ->
 over the raster-ordered 49 codes, then the counts over random pairs of training digits. Images
 use the **sum** mixture (BASIS and LASS); training data are the training split of
 :class:`sepcore.data.digits.Digits` with random shifts of up to ``max_shift`` pixels (the
-embedded digits set has only 1438 training images).
+embedded digits set has only 1438 training images; every tenth is held out, unshifted, for the
+validation loss). Both models train through :func:`sepcore.train.fit.fit`.
 
 Audio: the counts over the codes of drums, bass and their mixture (:mod:`sepcore.mixing`, the
 package's mean) on random training crops, with the shared VQ-VAE of :func:`sepcore.pretrained.get_vqvae`;
@@ -33,8 +34,8 @@ from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
 from sepcore.separation.lass import CountLikelihood, fit_count_likelihood
-from sepcore.train.prior import PriorTrainConfig, train_prior
-from sepcore.utils import REPO_ROOT, file_sha256, progress, seed_everything
+from sepcore.train.fit import FitPlan, fit
+from sepcore.utils import REPO_ROOT, file_sha256, seed_everything
 
 CHECKPOINTS = REPO_ROOT / "checkpoints" / "lass"
 IMAGE_MIXING = "sum"
@@ -79,56 +80,98 @@ def shifted_copies(images: torch.Tensor, n_copies: int, max_shift: int, generato
     return torch.cat(out)
 
 
-def train_digits_vqvae(config: DigitsLASSConfig, images: torch.Tensor, device="cpu") -> VQVAE:
-    """2-D VQ-VAE on ``images (N, 28, 28)``; mixtures of batch halves are reconstructed too (sum mixing)."""
+def digits_plan(steps: int, lr: float) -> FitPlan:
+    """A step budget with a short warm-up and a cosine, validation about 12 times per run."""
+    every = max(1, steps // 12)
+    return FitPlan(steps=steps, lr=lr, warmup_steps=max(1, steps // 20), weight_decay=0.0, eval_every=every,
+                   checkpoint_every=every, patience=8, min_delta=1e-4)
+
+
+def train_digits_vqvae(config: DigitsLASSConfig, images: torch.Tensor, validation: torch.Tensor, folder: Path,
+                       device="cpu") -> VQVAE:
+    """2-D VQ-VAE on ``images (N, 28, 28)`` (mixtures of batch halves are reconstructed too, sum
+    mixing) through :func:`sepcore.train.fit.fit`, the objective of ``validation`` images at
+    intervals; returns the best-validation model."""
+    from sepcore.train.prior_fit import training_tables
+
     seed_everything(config.seed)
     vq_config = VQVAEConfig.digits().replace(codebook_size=config.codebook_size, width=config.width,
                                              code_dim=config.code_dim)
     model = VQVAE(vq_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.vq_lr)
     generator = torch.Generator().manual_seed(config.seed)
-    model.train()
-    bar = progress(range(config.vq_steps), desc="train digits VQ-VAE")
-    with set_mixing(IMAGE_MIXING):
-        for _ in bar:
-            batch = images[torch.randint(0, images.shape[0], (config.vq_batch,), generator=generator)].to(device)
-            loss = model.losses(batch)["total"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+
+    def loss_fn(step):
+        batch = images[torch.randint(0, images.shape[0], (config.vq_batch,), generator=generator)].to(device)
+        with set_mixing(IMAGE_MIXING):
+            return model.losses(batch)["total"]
+
+    def val_fn():
+        with set_mixing(IMAGE_MIXING):
+            return sum(float(model.losses(part.to(device))["total"]) * len(part)
+                       for part in validation.split(256)) / len(validation)
+
+    fit(model, loss_fn, val_fn, digits_plan(config.vq_steps, config.vq_lr), state_path=folder / "digits_vqvae.pt.state.pt",
+        config={"train": config.to_dict(), "vqvae": vq_config.to_dict()},
+        curve_path=training_tables(config.profile) / "digits_vqvae.csv",
+        name="digits VQ-VAE")
     return model.eval()
 
 
-def digit_training_images(config: DigitsLASSConfig) -> torch.Tensor:
-    digits = Digits("train")
+def train_digits_prior(config: DigitsLASSConfig, codes: torch.Tensor, validation: torch.Tensor, folder: Path,
+                       device="cpu") -> TransformerPrior:
+    """The class-agnostic GPT prior over the raster-ordered codes ``(N, 49)`` through
+    :func:`sepcore.train.fit.fit`, the NLL of the ``validation`` codes at intervals."""
+    from sepcore.train.prior_fit import prior_nll, training_tables
+
+    seed_everything(config.seed)
+    prior_config = PriorConfig(vocab_size=config.codebook_size, block_size=codes.shape[1], n_layer=config.prior_layers,
+                               n_head=config.prior_heads, n_embd=config.prior_width, source_class="digit")
+    model = TransformerPrior(prior_config).to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def loss_fn(step):
+        batch = codes[torch.randint(0, codes.shape[0], (config.prior_batch,), generator=generator)].to(device)
+        logits, _ = model(model.with_start(batch), use_cache=False)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, config.codebook_size), batch.reshape(-1))
+
+    fit(model, loss_fn, lambda: prior_nll(model, validation), digits_plan(config.prior_steps, 1e-3),
+        state_path=folder / "digits_prior.pt.state.pt", config={"train": config.to_dict(), "prior": prior_config.to_dict()},
+        curve_path=training_tables(config.profile) / "digits_prior.csv", name="digits prior")
+    return model.eval()
+
+
+def digit_training_images(config: DigitsLASSConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(training images with shifted copies, validation images)``: the training split of
+    :class:`Digits` less every tenth image, which is held out (unshifted) for validation."""
+    digits = Digits("train").images[:, 0]
+    held_out = torch.arange(len(digits)) % 10 == 9
     generator = torch.Generator().manual_seed(config.seed + 1)
-    return shifted_copies(digits.images[:, 0], config.n_shifted_copies, config.max_shift, generator)
+    return shifted_copies(digits[~held_out], config.n_shifted_copies, config.max_shift, generator), digits[held_out]
 
 
 def train_digits(config: DigitsLASSConfig, folder: Path, device="cpu") -> dict:
-    """Train and save ``digits_vqvae.pt``, ``digits_prior.pt``, ``digits_counts.pt`` in ``folder``; returns wall times."""
+    """Train and save ``digits_vqvae.pt``, ``digits_prior.pt``, ``digits_counts.pt`` in ``folder``
+    (learning curves in ``tables/training/digits_*.csv``, a scratch folder outside ``default``);
+    returns wall times."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    images = digit_training_images(config)
+    images, validation = digit_training_images(config)
     times = {}
     started = time.time()
-    vq = train_digits_vqvae(config, images, device)
+    vq = train_digits_vqvae(config, images, validation, folder, device)
     times["vqvae_s"] = round(time.time() - started, 1)
-    data = f"sklearn digits 8x8 -> 28x28 bilinear, train split, {config.n_shifted_copies} shifted copies"
+    data = (f"sklearn digits 8x8 -> 28x28 bilinear, train split less every tenth image (validation), "
+            f"{config.n_shifted_copies} shifted copies")
     save_checkpoint(folder / "digits_vqvae.pt", vq, metadata={"train_config": config.to_dict(), "data": data,
                                                                "wall_time_s": times["vqvae_s"]})
     started = time.time()
     with torch.no_grad():
-        codes = torch.cat([vq.encode(images[s:s + 512].to(device)).flatten(1).cpu() for s in range(0, len(images), 512)])
-    prior_config = PriorConfig(vocab_size=config.codebook_size, block_size=codes.shape[1], n_layer=config.prior_layers,
-                               n_head=config.prior_heads, n_embd=config.prior_width, source_class="digit")
-    train_config = PriorTrainConfig(profile=config.profile, window=codes.shape[1], steps=config.prior_steps,
-                                    batch_size=config.prior_batch, lr=1e-3, seed=config.seed,
-                                    checkpoint_every=10**9)
-    train_prior(train_config, codes, folder / "digits_prior.pt", vocab_size=config.codebook_size,
-                source_class="digit", prior_config=prior_config, device=str(device), metadata={"data": data})
-    (folder / "digits_prior.pt.state.pt").unlink(missing_ok=True)
+        codes, val_codes = ([vq.encode(x[s:s + 512].to(device)).flatten(1).cpu() for s in range(0, len(x), 512)]
+                            for x in (images, validation))
+    prior = train_digits_prior(config, torch.cat(codes), torch.cat(val_codes), folder, device)
     times["prior_s"] = round(time.time() - started, 1)
+    save_checkpoint(folder / "digits_prior.pt", prior, metadata={"train_config": config.to_dict(), "data": data,
+                                                                 "wall_time_s": times["prior_s"]})
     started = time.time()
     generator = torch.Generator().manual_seed(config.seed + 2)
     a = torch.randint(0, len(images), (config.n_count_pairs,), generator=generator)

@@ -1,40 +1,12 @@
-"""Resumable state for the flow and variational training loops (which keep their own schedules).
+"""Configs as plain data, so that a state file's config can be compared with a run's.
 
-:class:`LoopState` writes ``<out>.state.pt`` (model, optimiser, step, history, CPU seconds spent,
-the data generator's state and the run's config) and, on the next run of the same command, loads
-it and prints ``resuming at step N``; a run with another config is refused with the fields that
-differ. :mod:`sepcore.train.fit` does the same for the long-run loop.
+Every training loop stores its config in ``<out>.state.pt``; :func:`sepcore.train.fit.check_config`
+refuses to resume from a state file written with another config. :func:`flatten_config` turns a
+config of dataclass dicts and tuples into what ``torch.save`` gives back (tuples as lists), so the
+two compare equal when the settings are the same.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-
-import torch
-
-from sepcore.train.fit import check_config
-from sepcore.utils import save_atomic
-
-
-class LoopState:
-    def __init__(self, path, config: dict, log=print):
-        self.path, self.config, self.log = Path(path), config, log
-
-    def load(self, model, optimiser, generator: torch.Generator) -> tuple[int, list, float]:
-        """``(start_step, history, cpu_seconds_spent)``; ``(0, [], 0.0)`` when there is no state."""
-        if not self.path.exists():
-            return 0, [], 0.0
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        check_config(self.path, state["config"], self.config)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        generator.set_state(state["generator"])
-        self.log(f"resuming at step {state['step']} ({self.path})")
-        return state["step"], state["history"], state["cpu_seconds"]
-
-    def save(self, model, optimiser, generator: torch.Generator, step: int, history: list, cpu_seconds: float) -> None:
-        save_atomic({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
-                      "step": step, "history": history, "cpu_seconds": cpu_seconds, "config": self.config}, self.path)
 
 
 def flatten_config(value):

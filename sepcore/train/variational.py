@@ -1,9 +1,13 @@
 """Train the posterior encoders of amortised variational separation (paper 002, Eq. 21-23).
 
 Each step draws random crops of training **mixtures** (never their sources), a one-sample ELBO
-(:func:`sepcore.separation.variational.elbo_terms`) against the fixed flow priors, and an Adam
-step on the encoders. The KL weight ``beta_kl`` rises linearly from 0 to 1 over the first
-``kl_warmup`` fraction of training (``kl_warmup = 0`` disables the warm-up).
+(:func:`sepcore.separation.variational.elbo_terms`) against the fixed flow priors, and an AdamW
+step on the encoders, through the package's one training loop :func:`sepcore.train.fit.fit`: a
+step or CPU budget planned up front, the negative ELBO of fixed crops of the **validation
+mixtures** at intervals (a plateau stops the run; the best weights are kept), resumable state
+and a learning curve (``tables/training/variational_<dataset>_<posterior>[_score].csv`` from the
+command line). The KL weight ``beta_kl`` rises linearly from 0 to 1 over the first ``kl_warmup``
+fraction of the planned steps (``kl_warmup = 0`` disables the warm-up).
 
     OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset toy
     OMP_NUM_THREADS=1 nice -n 10 python -m sepcore.train.variational --profile default --dataset slakh
@@ -30,17 +34,19 @@ from sepcore.checkpoints import save_checkpoint
 from sepcore.paths import data_root as default_data_root
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.variational import VariationalConfig, VariationalSeparator, elbo_terms
-from sepcore.train.budget import budget_fraction, budget_step, cpu_clock
-from sepcore.train.resume import LoopState, flatten_config
+from sepcore.train.fit import FitPlan
+from sepcore.train.resume import flatten_config
 from sepcore.train.safe_paths import refuse_committed_path
-from sepcore.utils import REPO_ROOT, progress, resolve_device, seed_everything
+from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
 
 MixtureSampler = Callable[[int, int, torch.Generator], torch.Tensor]
 
 
 @dataclass
 class VariationalTrainConfig(ProfileConfig):
-    """Optimisation settings; Adam with an exponential decay from ``lr`` to ``lr_final``."""
+    """Optimisation settings of :func:`sepcore.train.fit.fit`: AdamW, a warm-up then a cosine from
+    ``lr`` to ``lr_final``, ``steps`` or ``max_minutes`` of CPU time (the step count planned from the
+    speed of the first steps), the negative ELBO of fixed validation crops every ``eval_every`` steps."""
 
     steps: int = 3000
     batch_size: int = 8
@@ -48,13 +54,26 @@ class VariationalTrainConfig(ProfileConfig):
     lr: float = 2e-3
     lr_final: float = 2e-4
     grad_clip: float = 10.0
-    kl_warmup: float = 0.1
-    max_minutes: float = 25.0          # CPU minutes (sepcore.train.budget)
-    log_every: int = 20
+    kl_warmup: float = 0.1             # fraction of the planned steps over which beta_KL rises from 0 to 1
+    max_minutes: float = 25.0          # CPU minutes
+    eval_every: int = 100
+    n_validation: int = 32             # fixed validation crops
 
     @classmethod
     def quick(cls):
-        return cls(steps=120, batch_size=8, segment_length=512, lr=3e-3, max_minutes=1.0, log_every=5)
+        return cls(steps=120, batch_size=8, segment_length=512, lr=3e-3, max_minutes=1.0, eval_every=20,
+                   n_validation=8)
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict) -> VariationalTrainConfig:
+        """The config a committed checkpoint recorded; ``log_every``, the logging interval of the loop
+        that preceded :func:`sepcore.train.fit.fit`, is dropped, and fields it did not have take their defaults."""
+        return cls.from_dict({k: v for k, v in saved.items() if k != "log_every"})
+
+    def plan(self) -> FitPlan:
+        return FitPlan(steps=self.steps, cpu_minutes=self.max_minutes, lr=self.lr, lr_final_ratio=self.lr_final / self.lr,
+                       warmup_steps=min(100, self.steps // 10), weight_decay=0.0, grad_clip=self.grad_clip,
+                       eval_every=self.eval_every, checkpoint_every=self.eval_every)
 
 
 def mixture_sampler(dataset) -> MixtureSampler:
@@ -71,18 +90,25 @@ def mixture_sampler(dataset) -> MixtureSampler:
     return sample
 
 
-def kl_weight_fraction(done: float, warmup: float) -> float:
-    """``beta_kl`` from the spent fraction ``done`` of the budget: linear from 0 to 1 over the first ``warmup``."""
-    if warmup <= 0:
-        return 1.0
-    return min(1.0, done / warmup)
-
-
 def kl_weight(step: int, n_steps: int, warmup: float) -> float:
     """``beta_kl``: linear from 0 to 1 over the first ``warmup`` fraction of ``n_steps``, then 1."""
     if warmup <= 0:
         return 1.0
     return min(1.0, step / (warmup * n_steps))
+
+
+def validation_loss(separator, priors, crops: torch.Tensor, batch_size: int) -> float:
+    """Mean negative ELBO (``beta_KL = 1``, nats per sample) of fixed validation ``crops (n, length)``,
+    one reparameterised sample each under a fixed seed; the reconstruction term alone against score
+    priors, which have no density."""
+    totals = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for batch in crops.split(batch_size):
+            terms = elbo_terms(separator, priors, batch, beta_kl=1.0)
+            value = -terms["elbo"] if torch.isfinite(terms["elbo"]) else terms["reconstruction"]
+            totals.append(float(value) * len(batch))
+    return sum(totals) / len(crops)
 
 
 def train_variational(
@@ -91,55 +117,50 @@ def train_variational(
     config: VariationalConfig,
     train_config: VariationalTrainConfig,
     *,
+    validation_mixtures: MixtureSampler | None = None,
     seed: int = 0,
     device: str = "auto",
     desc: str = "train encoders",
     state_path=None,
+    curve_path=None,
 ) -> tuple[VariationalSeparator, list[dict]]:
-    """Fit the encoders by maximising the ELBO; returns the separator (eval, CPU) and the curves.
+    """Fit the encoders by maximising the ELBO through :func:`sepcore.train.fit.fit`; returns the
+    separator (eval, CPU, the best-validation weights) and the curve.
 
-    History rows: ``step, seconds, beta_kl, loss, elbo, reconstruction, entropy, kl`` (nats per sample,
-    means over the logging window) and ``kl_<source>``; ``elbo`` and the KLs are NaN against score
-    priors, which have no density (:func:`sepcore.separation.variational.prior_log_density`).
+    Curve rows (one per evaluation): ``step, seconds`` (CPU), ``beta_kl, loss, elbo, reconstruction,
+    entropy, kl`` and ``kl_<source>`` (nats per sample, means since the last evaluation),
+    ``val_loss`` and ``lr``; ``elbo`` and the KLs are NaN against score priors, which have no density
+    (:func:`sepcore.separation.variational.prior_log_density`). Validation crops come from
+    ``validation_mixtures`` (the training sampler under another seed when ``None``).
     """
+    import tempfile
+
+    from sepcore.train.fit import fit
+
     generator = seed_everything(seed)
     device = resolve_device(device)
     separator = VariationalSeparator(config).to(device).train()
     priors = [prior.to(device).eval().requires_grad_(False) for prior in priors]
-    optimiser = torch.optim.Adam(separator.parameters(), lr=train_config.lr)
-    state = None if state_path is None else LoopState(state_path, flatten_config(
-        {"separator": config.to_dict(), "train": train_config.to_dict(), "seed": seed}))
-    start, history, spent = (0, [], 0.0) if state is None else state.load(separator, optimiser, generator)
-    window, started = [], cpu_clock() - spent
-    bar = progress(range(start, train_config.steps), desc=desc)
-    for step in bar:
+    crops = (validation_mixtures or sample_mixtures)(train_config.n_validation, train_config.segment_length,
+                                                     torch.Generator().manual_seed(seed + 1)).to(device)
+    planned = {"steps": train_config.steps}
+
+    def loss_fn(step):
         mixture = sample_mixtures(train_config.batch_size, train_config.segment_length, generator).to(device)
-        # the warm-up follows the spent fraction of the budget (steps or CPU time), so beta reaches 1
-        beta = kl_weight_fraction(budget_fraction(step, started, steps=train_config.steps,
-                                                  max_minutes=train_config.max_minutes), train_config.kl_warmup)
+        beta = kl_weight(step, planned["steps"], train_config.kl_warmup)
         terms = elbo_terms(separator, priors, mixture, beta_kl=beta)
-        if not torch.isfinite(terms["loss"]):
-            raise FloatingPointError(f"{desc}: non-finite loss at step {step}; lower --lr or raise likelihood_sigma")
-        optimiser.zero_grad()
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(separator.parameters(), train_config.grad_clip)
-        optimiser.step()
-        elapsed, last = budget_step(optimiser, step, started, steps=train_config.steps, max_minutes=train_config.max_minutes,
-                                    lr=train_config.lr, lr_final=train_config.lr_final)
-        window.append({key: value.detach().cpu() for key, value in terms.items()} | {"beta_kl": beta})
-        if (step + 1) % train_config.log_every == 0 or last:
-            row = {"step": step + 1, "seconds": elapsed, "beta_kl": beta}
-            for key in ("loss", "elbo", "reconstruction", "entropy", "kl"):
-                row[key] = float(torch.stack([w[key] for w in window]).mean())
-            per_source = torch.stack([w["kl_per_source"] for w in window]).mean(0)
-            row.update({f"kl_{name}": float(v) for name, v in zip(config.sources, per_source)})
-            history.append(row)
-            bar.set_postfix(elbo=f"{row['elbo']:.2f}", rec=f"{row['reconstruction']:.2f}", kl=f"{row['kl']:.2f}")
-            window = []
-            if state is not None:
-                state.save(separator, optimiser, generator, step + 1, history, cpu_clock() - started)
-        if last:
-            break
+        per_source = {f"kl_{name}": value for name, value in zip(config.sources, terms["kl_per_source"])}
+        return {"loss": terms["loss"], "beta_kl": torch.tensor(beta), **{k: terms[k] for k in
+                ("elbo", "reconstruction", "entropy", "kl")}, **per_source}
+
+    run_config = flatten_config({"separator": config.to_dict(), "train": train_config.to_dict(), "seed": seed})
+    with tempfile.TemporaryDirectory() as scratch:
+        result = fit(separator, loss_fn, lambda: validation_loss(separator, priors, crops, train_config.batch_size),
+                     train_config.plan(), state_path=state_path or Path(scratch) / "state.pt", config=run_config,
+                     curve_path=curve_path, name=desc, on_plan=lambda steps: planned.update(steps=steps))
+    history = [{"step": row["step"], "seconds": row["cpu_s"], **{k: v for k, v in row.items()
+                                                               if k not in ("step", "cpu_s", "wall_s", "train_loss")},
+                "loss": row["train_loss"]} for row in result.curve]
     return separator.cpu().eval(), history
 
 
@@ -150,11 +171,12 @@ def checkpoint_path(dataset: str, posterior: str, prior: str = "flow") -> Path:
 
 
 def train_against_flows(profile: str, config: VariationalConfig, dataset_name: str, mixtures, *,
-                        retrain_priors: bool = False, seed: int = 0, device: str = "auto",
-                        train_overrides: dict | None = None, state_path=None, prior: str = "flow"):
-    """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items)
-    against the priors ``dataset_name`` of its sources: the flows (:func:`sepcore.pretrained.get_flow_priors`)
-    or, with ``prior="score"``, the score priors (:func:`sepcore.experiments.langevin_priors.score_priors`);
+                        validation=None, retrain_priors: bool = False, seed: int = 0, device: str = "auto",
+                        train_overrides: dict | None = None, state_path=None, curve_path=None, prior: str = "flow"):
+    """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items;
+    validation crops from ``validation``, a dataset of the same kind) against the priors
+    ``dataset_name`` of its sources: the flows (:func:`sepcore.pretrained.get_flow_priors`) or, with
+    ``prior="score"``, the score priors (:func:`sepcore.experiments.langevin_priors.score_priors`);
     returns ``(separator, history, priors, wall_seconds)``."""
     train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
     if prior == "score":
@@ -170,8 +192,9 @@ def train_against_flows(profile: str, config: VariationalConfig, dataset_name: s
     priors = [prior_map[name] for name in config.sources]
     started = time.perf_counter()
     separator, history = train_variational(priors, mixture_sampler(mixtures), config, train_config,
+                                           validation_mixtures=None if validation is None else mixture_sampler(validation),
                                            seed=seed, device=device, desc=f"{dataset_name}/{config.posterior}",
-                                           state_path=state_path)
+                                           state_path=state_path, curve_path=curve_path)
     return separator, history, priors, time.perf_counter() - started
 
 
@@ -192,7 +215,9 @@ def train_toy(profile: str, *, overrides: dict | None = None, **kwargs):
     from sepcore.data.toy import ToyConfig, ToyDataset
 
     config = VariationalConfig.for_profile(profile, **(overrides or {}))
-    return train_against_flows(profile, config, "toy", ToyDataset(ToyConfig.for_profile(profile), "train"), **kwargs)
+    toy = ToyConfig.for_profile(profile)
+    return train_against_flows(profile, config, "toy", ToyDataset(toy, "train"), validation=ToyDataset(toy, "validation"),
+                               **kwargs)
 
 
 def train_slakh(profile: str, *, classes: Sequence[str] = ("drums", "bass"), data_root: str | None = None,
@@ -204,7 +229,8 @@ def train_slakh(profile: str, *, classes: Sequence[str] = ("drums", "bass"), dat
     config = VariationalConfig.music(profile, tuple(classes), **(overrides or {}))
     root = resolve_root(profile, data_root or default_data_root())
     mixtures = SlakhMixtures(root, config.sources, split="train", cache_tracks=4096)
-    return train_against_flows(profile, config, "slakh", mixtures, **kwargs)
+    validation = SlakhMixtures(root, config.sources, split="validation")
+    return train_against_flows(profile, config, "slakh", mixtures, validation=validation, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,14 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or default_out)
     refuse_committed_path(out, args.profile)
     state_path = out.with_name(out.name + ".state.pt")
+    from sepcore.train.prior_fit import training_tables
+
+    curve_path = training_tables(args.profile) / f"variational_{out.stem}.csv"
+    common = {"seed": args.seed, "device": args.device, "overrides": overrides, "train_overrides": train_overrides,
+              "state_path": state_path, "curve_path": curve_path, "prior": args.prior}
     if args.dataset == "toy":
-        separator, history, priors, wall = train_toy(args.profile, seed=args.seed, device=args.device, overrides=overrides,
-                                                train_overrides=train_overrides, state_path=state_path, prior=args.prior)
+        separator, history, priors, wall = train_toy(args.profile, **common)
     else:
-        separator, history, priors, wall = train_slakh(args.profile, data_root=args.data_root, seed=args.seed,
-                                                  device=args.device, overrides=overrides,
-                                                  train_overrides=train_overrides, state_path=state_path,
-                                                  prior=args.prior)
+        separator, history, priors, wall = train_slakh(args.profile, data_root=args.data_root, **common)
     train_config = VariationalTrainConfig.for_profile(args.profile, **train_overrides)
     save_checkpoint(out, separator, metadata={
         "dataset": args.dataset, "prior": args.prior, "prior_checkpoints": prior_hashes(priors),
