@@ -106,6 +106,11 @@ class Chapter:
             return
         myst_glue(name, value, display=display)
 
+    def glue_all(self, values: dict) -> None:
+        """Glue every ``{name: value}`` of a section at once (:meth:`glue`, not displayed)."""
+        for name, value in values.items():
+            self.glue(name, value, display=False)
+
     def banner(self) -> None:
         """Show the run's settings, a smoke-test warning under ``quick``, and the Colab link."""
         from IPython.display import Markdown, display

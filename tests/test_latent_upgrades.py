@@ -336,3 +336,41 @@ def test_three_source_smoothing_is_normalised_limits_to_the_ratios_and_runs_in_t
     result = lass_search(priors, smoothed_likelihood(lik, codebook, 1.0, 1.0), torch.tensor([[1, 2, 3, 0]]),
                          LASSConfig(method="beam", n_rows=3))
     assert result.codes.shape == (1, 3, 3, 4)
+
+
+def test_diagnose_takes_the_posterior_mean_when_it_is_the_best_output():
+    import pandas as pd
+
+    from sepcore.experiments.latent_variants import diagnose
+
+    summary = _summary(1.0, 3.0, 9.0, 100.0)
+    mean_row = {"method": "v, posterior mean", "sdr_mean": 6.0, "correct_drums": 0.2, "correct_bass": 0.4,
+                "model_error_percent": 100.0}
+    found = diagnose(pd.concat([summary, pd.DataFrame([mean_row])], ignore_index=True), "v", "X", margin=3.0)
+    assert found["best_output"] == "posterior mean" and found["part"] == "none"
+
+
+def test_the_posterior_mean_replaces_the_best_beam_only_where_validation_says_so():
+    import pandas as pd
+
+    from sepcore.experiments.latent_variants import estimate_choice
+
+    beams = pd.DataFrame({"magnitude_weight": [10.0, 100.0], "sdr": [4.0, 5.0]})
+    better = pd.DataFrame({"mean_sampler": ["top_p", "ancestral"], "mean_rows": [16, 32], "mean_temperature": [1.0, 1.3],
+                           "sdr": [5.2, 5.5]})
+    assert estimate_choice(beams, better) == {"estimate": "mean", "sampler": "ancestral", "sampler_rows": 32,
+                                              "sampler_temperature": 1.3}
+    assert estimate_choice(beams, better.assign(sdr=[4.9, 5.0])) == {"estimate": "map"}
+    assert estimate_choice(beams, better.iloc[:0]) == {"estimate": "map"}
+
+
+def test_only_sampled_rows_get_a_posterior_mean_output():
+    from types import SimpleNamespace
+
+    from sepcore.experiments.latent_variants import OUTPUTS, outputs_of
+
+    assert outputs_of(SimpleNamespace(config=LASSConfig(method="beam"))) == OUTPUTS[:2]
+    assert outputs_of(SimpleNamespace(config=LASSConfig(method="top_p"))) == OUTPUTS
+    from sepcore.separation.latent_bayes import LatentBayesConfig
+
+    assert outputs_of(SimpleNamespace(config=LatentBayesConfig())) == OUTPUTS

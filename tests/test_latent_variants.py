@@ -5,17 +5,23 @@ import pandas as pd
 from sepcore.experiments.latent_variants import prior_training_curve
 
 
-def test_a_prior_curve_appends_only_the_continuations_that_were_promoted(tmp_path):
+def test_a_prior_curve_joins_the_curves_of_the_checkpoints_runs_only(tmp_path):
+    import pytest
+
     def write(name, vals):
         pd.DataFrame({"step": [250 * (k + 1) for k in range(len(vals))], "cpu_s": [60.0 * (k + 1) for k in range(len(vals))],
                       "train_loss": vals, "val_loss": vals}).to_csv(tmp_path / f"{name}.csv", index=False)
 
     write("prior_x", [2.0, 1.5])
-    write("prior_x_continued", [1.6, 1.7])          # never below 1.5: not promoted
-    write("prior_x_dropout", [1.45, 1.4])           # promoted: appended after the first run
-    curve = prior_training_curve(tmp_path, "prior_x")
+    write("prior_x_continued", [1.6, 1.7])          # not promoted
+    write("prior_x_dropout", [1.45, 1.4])           # promoted: the checkpoint's second run
+    write("prior_x_continued2", [1.38, 1.3])        # lower still, but never promoted: left out
+    runs = [{"best_val": 1.5}, {"best_val": 1.4}]
+    curve = prior_training_curve(tmp_path, "prior_x", runs)
     assert list(curve.val_loss) == [2.0, 1.5, 1.45, 1.4]
     assert list(curve.step) == [250, 500, 750, 1000] and list(curve.cpu_s) == [60.0, 120.0, 180.0, 240.0]
+    with pytest.raises(ValueError, match="expected exactly one"):
+        prior_training_curve(tmp_path, "prior_x", [{"best_val": 1.2}])
 
 
 def test_training_runs_lists_every_run_oldest_first():

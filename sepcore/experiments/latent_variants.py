@@ -18,6 +18,7 @@ means the model prefers the wrong answer (model error: no search can fix it);
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import torch
 from sepcore.metrics import sdr, si_sdr
 from sepcore.models.vqvae import pair_code_table
 from sepcore.separation.count_files import load_counts_file
-from sepcore.separation.masking import codes_to_sources
+from sepcore.separation.masking import codes_to_sources, mean_masked_sources
 from sepcore.separation.naive import average
 from sepcore.utils import progress
 
@@ -73,13 +74,41 @@ def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.
     return candidates.codes[best].cpu(), codec.encode(padded)[0].cpu()
 
 
+def last_rows(separator) -> torch.Tensor:
+    """``(R, N, S)``: every row (beam, sample or candidate) of the separator's latest search."""
+    return separator.last.codes[0] if separator.last.codes.dim() == 4 else separator.last.codes
+
+
+def samples_rows(separator) -> bool:
+    """Whether the separator's rows are draws from its posterior (latent Bayes's candidates, LASS's
+    samplers) rather than the final beams of a beam search, which share almost their whole path."""
+    return separator.config.method not in ("beam", "greedy")
+
+
+#: The outputs of a variant: the best row decoded (raw) or as masks (masked), and, for sampled rows,
+#: the mean of every row's masks (:func:`~sepcore.separation.masking.mean_masked_sources`).
+OUTPUTS = ("raw", "masked", "posterior mean")
+
+
+def outputs_of(separator) -> tuple[str, ...]:
+    return OUTPUTS if samples_rows(separator) else OUTPUTS[:2]
+
+
+def estimate_sources(separator, codes: torch.Tensor, mixture: torch.Tensor, output: str, mask_power: float):
+    """``(N, T)`` from one search: the best row ``codes (N, S)`` decoded (``raw``) or as masks
+    (``masked``), or the mean of the masks of all rows of the search (``posterior mean``)."""
+    if output == "posterior mean":
+        return mean_masked_sources(separator.vqvae, last_rows(separator).to(separator.device), mixture, mask_power)
+    return codes_to_sources(separator.vqvae, codes.to(separator.device), mixture, output, mask_power)
+
+
 def variant_separator(variant: Variant, output: str, mask_power: float = 2.0):
-    """``separate(mixture (T,)) -> (N, T)`` of a variant with ``output`` ``raw`` or ``masked``: its search,
-    then :func:`~sepcore.separation.masking.codes_to_sources` (for listening; the tables score both
-    outputs from one search in :func:`evaluate_variants`)."""
+    """``separate(mixture (T,)) -> (N, T)`` of a variant with one of its :data:`OUTPUTS`: its search,
+    then :func:`estimate_sources` (for listening; the tables score every output from one search in
+    :func:`evaluate_variants`)."""
     def separate(mixture):
         codes, _ = search_codes(variant.separator, mixture)
-        return codes_to_sources(variant.separator.vqvae, codes.to(variant.separator.device), mixture, output, mask_power)
+        return estimate_sources(variant.separator, codes, mixture, output, mask_power)
     return separate
 
 
@@ -163,9 +192,9 @@ def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict
             started = time.perf_counter()
             codes, mix_codes = search_codes(separator, mixture)
             searched = time.perf_counter() - started
-            for output in ("raw", "masked"):
+            for output in outputs_of(separator):
                 started = time.perf_counter()
-                estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), mixture, output, mask_power)
+                estimates = estimate_sources(separator, codes, mixture, output, mask_power)
                 seconds = searched + time.perf_counter() - started
                 rows += _score_rows(f"{variant.label}, {output}", "generative", item, estimates, seconds, classes, sr, pair)
             truth = true_codes(separator.vqvae, item["sources"])
@@ -208,7 +237,7 @@ def diagnose(summary: pd.DataFrame, variant: str, codec: str, baseline: str = "m
              margin: float = 0.0) -> dict:
     """Which part keeps ``variant`` from its target, ``baseline`` + ``margin`` dB: the codec, the model or the search.
 
-    Reads the rows of :func:`summary_table` for ``variant`` (raw and masked), the ORACLE ceilings of
+    Reads the rows of :func:`summary_table` for ``variant`` (each of its :data:`OUTPUTS`), the ORACLE ceilings of
     ``codec`` (the true codes decoded, raw and masked) and ``baseline``; the order of the checks:
 
     * **codec**: even the true codes, decoded and masked, fall short of the target;
@@ -221,7 +250,7 @@ def diagnose(summary: pd.DataFrame, variant: str, codec: str, baseline: str = "m
     "ceiling_masked", "correct_percent", "model_error_percent"}`` (SDRs: mean over sources, dB).
     """
     rows = summary.set_index("method")
-    outputs = {o: float(rows.loc[f"{variant}, {o}", "sdr_mean"]) for o in ("raw", "masked")}
+    outputs = {o: float(rows.loc[f"{variant}, {o}", "sdr_mean"]) for o in OUTPUTS if f"{variant}, {o}" in rows.index}
     best_output = max(outputs, key=outputs.get)
     generative = rows.loc[f"{variant}, {best_output}"]
     correct = [c for c in rows.columns if c.startswith("correct_")]
@@ -260,12 +289,19 @@ class VariantSettings:
     spectral_likelihood_weight: float = 3.0
     magnitude_weight: float = 3.0           # the spectral codec's magnitude likelihood (ours), chosen on validation
     spectral_beams: int = 10                # beams of the counts x magnitudes variant, chosen on validation
+    mean_sampler: str = "ancestral"         # the sampled variant's sampler, rows and temperature, chosen on validation
+    mean_rows: int = 32
+    mean_temperature: float = 1.0
     top_pairs: int = 8192
     mask_power: float = 2.0
 
+    def replace(self, **changes) -> VariantSettings:
+        return dataclasses.replace(self, **changes)
+
     @classmethod
     def for_profile(cls, profile: str, **overrides):
-        base = cls(n_beams=2, n_candidates=2, top_pairs=256, spectral_beams=2) if profile == "quick" else cls()
+        base = (cls(n_beams=2, n_candidates=2, top_pairs=256, spectral_beams=2, mean_rows=2) if profile == "quick"
+                else cls())
         return base if not overrides else cls(**{**base.__dict__, **overrides})
 
     @classmethod
@@ -283,12 +319,16 @@ class VariantSettings:
             chosen["magnitude_weight"] = saved["magnitude_weight"]
         if profile != "quick":
             chosen["spectral_beams"] = saved["spectral_beams"]
+            if saved["estimate"] == "mean":
+                chosen.update(mean_sampler=saved["sampler"], mean_rows=saved["sampler_rows"],
+                              mean_temperature=saved["sampler_temperature"])
         return cls.for_profile(profile, **chosen)
 
 
 CODEC_LABELS = {"vqvae": "VQ-VAE", "lqvae": "LQ-VAE", "spectral": "spectral"}
 MAGNITUDE_LASS = "LASS spectral, counts x magnitudes"
 MAGNITUDE_BAYES = "latent Bayes spectral, counts x magnitudes"
+SAMPLED_LASS = "LASS spectral, counts x magnitudes, sampled"
 
 
 def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", classes=("drums", "bass"),
@@ -333,9 +373,9 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
                                    counts_weight=weight)
 
-    def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None):
+    def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None, method="beam", temperature=1.0):
         codec, priors = models(codec_name)
-        config = LASSConfig(method="beam", n_rows=n_beams or settings.n_beams, likelihood_weight=lam)
+        config = LASSConfig(method=method, n_rows=n_beams or settings.n_beams, likelihood_weight=lam, temperature=temperature)
         return Variant(label, LASSSeparator(codec, priors, likelihood, config, device=device), CODEC_LABELS[codec_name], note)
 
     def bayes_variant(label, codec_name, sigma, note, likelihood=None):
@@ -372,29 +412,36 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         MAGNITUDE_BAYES: lambda label: bayes_variant(
             label, "spectral", 1.0, f"ours: the likelihood of the row above, {settings.n_candidates} candidates",
             likelihood=magnitudes()),
+        SAMPLED_LASS: lambda label: lass_variant(
+            label, "spectral", magnitudes(), settings.magnitude_weight,
+            f"ours: the likelihood of the counts x magnitudes row, {settings.mean_rows} {settings.mean_sampler} samples "
+            f"at temperature {settings.mean_temperature:g} (raw, masked: the best-scoring sample)",
+            n_beams=settings.mean_rows, method=settings.mean_sampler, temperature=settings.mean_temperature),
     }
     return [build(label) for label, build in builders.items() if which is None or label in which]
 
 
-def grid_on_validation(configure, grid: dict, dataset, indices, powers=(1.0, 2.0), desc="validation"):
-    """Score every point of ``grid`` (``{name: values}``) on **validation** chunks: masked-output SDR,
-    mean over classes and chunks. ``configure(**point)`` returns the separator of a point; one search
-    per point and chunk, every mask power scored from its codes.
+def grid_on_validation(configure, grid: dict | list[dict], dataset, indices, powers=(1.0, 2.0), desc="validation",
+                       output: str = "masked"):
+    """Score every point of ``grid`` (``{name: values}``, their product; or a list of points) on
+    **validation** chunks: the SDR of ``output`` (``masked``, or ``posterior mean``:
+    :func:`estimate_sources`), mean over classes and chunks. ``configure(**point)`` returns the
+    separator of a point; one search per point and chunk, every mask power scored from its codes.
 
     Returns ``(best point with its mask_power, table of mean SDR per point and power)``.
     """
     import itertools
 
-    names = list(grid)
+    points = grid if isinstance(grid, list) else [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    names = list(points[0]) if points else []
     rows = []
-    for values in itertools.product(*grid.values()):
-        point = dict(zip(names, values))
+    for point in points:
         separator = configure(**point)
         for index in progress(list(indices), desc=f"{desc} {point}"):
             item = dataset[index]
             codes, _ = search_codes(separator, item["mixture"])
             for power in powers:
-                estimates = codes_to_sources(separator.vqvae, codes.to(separator.device), item["mixture"], "masked", power)
+                estimates = estimate_sources(separator, codes, item["mixture"], output, power)
                 value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
                 rows.append({**point, "mask_power": power, "id": item["id"], "sdr": float(value.nanmean())})
     columns = names + ["mask_power"]
@@ -402,7 +449,8 @@ def grid_on_validation(configure, grid: dict, dataset, indices, powers=(1.0, 2.0
         return None, pd.DataFrame(columns=columns + ["sdr"])
     table = pd.DataFrame(rows).groupby(columns, as_index=False)["sdr"].mean()
     best = table.loc[table["sdr"].idxmax()]
-    return {c: (int(best[c]) if isinstance(grid.get(c, [0.0])[0], int) else float(best[c])) for c in columns}, table
+    kinds = {c: type(points[0][c]) for c in names} | {"mask_power": float}
+    return {c: kinds[c](best[c]) for c in columns}, table
 
 
 def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:
@@ -440,26 +488,68 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
     return best, table
 
 
+def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
+                              samplers=(("ancestral", 32, 1.0), ("ancestral", 32, 1.3), ("top_p", 32, 1.0)),
+                              ) -> tuple[dict, pd.DataFrame]:
+    """Pick the sampler, the number of rows and the sampling temperature of :data:`SAMPLED_LASS` on
+    **validation** chunks, by the SDR of its posterior mean (the mean of the rows' masks), every
+    other setting as chosen before.
+
+    Returns ``({"mean_sampler", "mean_rows", "mean_temperature"}, table of mean SDR per point)``.
+    """
+    separator = build_variants(settings, checkpoints=checkpoints, device=device, which={SAMPLED_LASS})[0].separator
+
+    def configure(mean_sampler, mean_rows, mean_temperature):
+        separator.config = separator.config.replace(method=mean_sampler, n_rows=int(mean_rows),
+                                                    temperature=float(mean_temperature))
+        return separator
+
+    points = [{"mean_sampler": str(method), "mean_rows": int(rows), "mean_temperature": float(temperature)}
+              for method, rows, temperature in samplers]
+    best, table = grid_on_validation(configure, points, dataset, indices, powers=(settings.mask_power,),
+                                     desc="validation posterior mean", output="posterior mean")
+    if best is None:
+        best = {"mean_sampler": settings.mean_sampler, "mean_rows": settings.mean_rows,
+                "mean_temperature": settings.mean_temperature}
+    best.pop("mask_power", None)
+    return best, table
+
+
 #: The suffixes of continuation curves, in the order they were run (``scripts/promote_continued_prior.py``).
 CONTINUATIONS = ("continued", "dropout", "continued2", "continued3", "continued4")
 
 
-def prior_training_curve(folder, name: str) -> pd.DataFrame:
-    """The whole validation curve of a committed prior ``name``: its first run, then each continuation
-    (``<name>_<suffix>.csv`` of :data:`CONTINUATIONS`) that was promoted, i.e. that reached a lower
-    validation NLL than every run before it; CPU time and steps run on across the runs."""
+def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:
+    """The whole validation curve of a committed prior ``name``: the curve of each of its ``runs``
+    (:func:`sepcore.checkpoints.training_runs` of its metadata, oldest first: the runs that
+    ``scripts/promote_continued_prior.py`` promoted), one after the other, CPU time and steps running
+    on. A run's curve is the one of ``<name>.csv`` and ``<name>_<suffix>.csv`` (:data:`CONTINUATIONS`)
+    whose lowest validation loss is the run's ``best_val``; curves of runs that were not promoted
+    are left out, whatever their losses."""
     from pathlib import Path
 
-    curve = pd.read_csv(Path(folder) / f"{name}.csv")
-    for suffix in CONTINUATIONS:
-        path = Path(folder) / f"{name}_{suffix}.csv"
-        if not path.exists():
-            continue
-        more = pd.read_csv(path)
-        if more.val_loss.min() < curve.val_loss.min():
-            more = more.assign(step=more.step + curve.step.max(), cpu_s=more.cpu_s + curve.cpu_s.max())
-            curve = pd.concat([curve, more], ignore_index=True)
-    return curve
+    candidates = [Path(folder) / f"{name}.csv", *(Path(folder) / f"{name}_{suffix}.csv" for suffix in CONTINUATIONS)]
+    curves = [pd.read_csv(path) for path in candidates if path.exists()]
+    parts = []
+    for run in runs:
+        match = [c for c in curves if abs(c.val_loss.min() - run["best_val"]) < 5e-5]
+        if len(match) != 1:
+            raise ValueError(f"{name}: {len(match)} learning curves in {folder} end at the best validation loss "
+                             f"{run['best_val']:.5f} of one of its runs; expected exactly one")
+        part = match[0]
+        if parts:
+            part = part.assign(step=part.step + parts[-1].step.max(), cpu_s=part.cpu_s + parts[-1].cpu_s.max())
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def committed_runs(checkpoint) -> list[dict]:
+    """:func:`sepcore.checkpoints.training_runs` of a committed checkpoint's metadata."""
+    import torch
+
+    from sepcore.checkpoints import training_runs
+
+    return training_runs(torch.load(checkpoint, map_location="cpu", weights_only=True)["metadata"])
 
 
 def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums", "bass"), split="test", *,
@@ -490,6 +580,17 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
                          "steps": steps, "cpu_minutes": round(cpu_seconds / 60, 1),
                          "runs": len(training_runs(info)), "train_codes": info.get("train_codes")})
     return pd.DataFrame(rows)
+
+
+def estimate_choice(map_table: pd.DataFrame, mean_table: pd.DataFrame) -> dict:
+    """``{"estimate", "sampler", "sampler_rows", "sampler_temperature"}`` for ``sepcore separate --method lass-spectral``:
+    the posterior mean (the best row of ``mean_table``, from :func:`choose_mean_on_validation`) where
+    its validation SDR beats the best beam's (the best row of ``map_table``), else the best beam."""
+    if not len(mean_table) or (len(map_table) and mean_table["sdr"].max() <= map_table["sdr"].max()):
+        return {"estimate": "map"}
+    best = mean_table.loc[mean_table["sdr"].idxmax()]
+    return {"estimate": "mean", "sampler": str(best["mean_sampler"]), "sampler_rows": int(best["mean_rows"]),
+            "sampler_temperature": float(best["mean_temperature"])}
 
 
 def save_validation_choice(folder, chosen: dict, *, n_chunks: int) -> None:

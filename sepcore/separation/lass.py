@@ -52,6 +52,8 @@ class CountLikelihood:
         n_sources: ``N``.
     """
 
+    binds_mixture = False       # scores codes of the mixture (see MagnitudeLikelihood.bind for the other kind)
+
     K: int
     k_ptr: torch.Tensor
     tuples: torch.Tensor

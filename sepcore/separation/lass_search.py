@@ -46,7 +46,13 @@ from sepcore.models.transformer import KVCache
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.base import Separator
 from sepcore.separation.lass import CountLikelihood
-from sepcore.separation.masking import check_output, codes_to_sources, mask_with_waveforms
+from sepcore.separation.masking import (
+    check_estimate,
+    check_output,
+    codes_to_sources,
+    mask_with_waveforms,
+    mean_masked_sources,
+)
 from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import select
 from sepcore.utils import resolve_device
@@ -69,6 +75,7 @@ class LASSConfig(ProfileConfig):
     batched_priors: bool = True         # priors of one architecture as one StackedPriors call per step
     output: str = "raw"                 # raw decodes, or "masked": the mixture masked by them (masking.py)
     mask_power: float = 2.0
+    estimate: str = "map"               # the best row, or "mean": the mean of all rows' masks (masking.py)
 
     @classmethod
     def images(cls, **overrides):
@@ -230,6 +237,8 @@ class LASSSeparator(Separator):
         self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
         self.config = config or LASSConfig()
         check_output(self.config.output)
+        if check_estimate(self.config.estimate, self.config.output) == "mean" and self.config.refine_steps:
+            raise ValueError('estimate="mean" takes the rows as they are: set refine_steps=0')
         self.stacked = stack_priors(self.priors)
         self.last: SearchResult | None = None
 
@@ -238,18 +247,21 @@ class LASSSeparator(Separator):
 
     @torch.no_grad()
     def _codes(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self.likelihood, "bind"):        # a likelihood of the mixture itself: it scores its frames
+        if self.likelihood.binds_mixture:        # a likelihood of the mixture itself: it scores its frames
             return self.likelihood.bind(x)
         return self.remap[self.vqvae.encode(x.to(self.device))]
 
     @torch.no_grad()
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample."""
+        """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample
+        (``estimate="map"``), or the mean of all rows' masks (``"mean"``, for samplers)."""
         T = mixture.shape[-1]
         padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1))
         result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
                              self.stacked)
         self.last = result
+        if self.config.estimate == "mean":
+            return mean_masked_sources(self.vqvae, result.codes[0], mixture.reshape(-1), self.config.mask_power)
         best = result.score[0].argmax()
         codes = result.codes[0, best]                                             # (N, S)
         if self.config.refine_steps:
@@ -315,13 +327,15 @@ class LASSSeparator(Separator):
     @classmethod
     def from_spectral(cls, sources, *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
                       n_beams: int = -1, likelihood_weight: float = -1.0, output: str = "masked",
-                      **_unused) -> LASSSeparator:
+                      n_rows: int = -1, **_unused) -> LASSSeparator:
         """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its
         class priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``, times
         the magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`) when validation
         chose it; the output masks the mixture with the decoded magnitudes (``output="raw"``:
-        Griffin-Lim decodes). A negative ``likelihood_weight`` or ``n_beams`` takes the value chosen
-        on validation (:func:`~sepcore.separation.latent_models.spectral_lass_defaults`)."""
+        Griffin-Lim decodes). When validation chose the posterior mean, the masked output averages
+        the masks of ``n_rows`` samples instead of taking the best of ``n_beams`` beams. A negative
+        ``likelihood_weight``, ``n_beams`` or ``n_rows`` takes the value chosen on validation
+        (:func:`~sepcore.separation.latent_models.spectral_lass_defaults`)."""
         from pathlib import Path
 
         from sepcore.separation.count_files import load_counts_file
@@ -349,8 +363,12 @@ class LASSSeparator(Separator):
             likelihood = MagnitudeLikelihood(codec, counts=likelihood,
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
-        config = LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
-                            mask_power=defaults["mask_power"])
+        method, estimate, temperature = "beam", "map", 1.0
+        if defaults["estimate"] == "mean" and output == "masked":     # rows drawn by a sampler, their masks averaged
+            method, estimate, temperature = defaults["sampler"], "mean", defaults["sampler_temperature"]
+            n_beams = defaults["sampler_rows"] if n_rows < 0 else n_rows
+        config = LASSConfig(method=method, n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
+                            mask_power=defaults["mask_power"], estimate=estimate, temperature=temperature)
         return cls(codec, priors, likelihood, config, device=device).described(sources, codec.config.sample_rate)
 
 

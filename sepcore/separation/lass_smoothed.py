@@ -89,6 +89,8 @@ class _BackedOff:
     """What both smoothed likelihoods share: the raw table's size, and no unseen mixture code (the
     kernel gives every code mass, so the search needs no remapping)."""
 
+    binds_mixture = False       # scores codes of the mixture
+
     counts: CountLikelihood
     K: int
 

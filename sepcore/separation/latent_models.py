@@ -35,9 +35,11 @@ def spectral_lass_defaults(folder) -> dict:
     """The settings chosen on validation by the LASS audio chapter
     (``<folder>/../lass/lass_spectral_settings.json``, ``folder`` the latent checkpoints): the
     counts' weight lambda, the mask power, and, when chosen, the magnitude likelihood's weight
-    (0: counts alone) and the beam count. lambda = 3, p = 2, counts alone and 10 beams when the
-    file is absent."""
-    defaults = {"likelihood_weight": 3.0, "mask_power": 2.0, "magnitude_weight": 0.0, "spectral_beams": 10}
+    (0: counts alone), the beam count and the estimate (``map``: the best beam; ``mean``: the mean
+    of the masks of ``sampler_rows`` rows drawn by ``sampler`` at ``sampler_temperature``). lambda = 3, p = 2, counts alone,
+    10 beams and the best beam when the file is absent."""
+    defaults = {"likelihood_weight": 3.0, "mask_power": 2.0, "magnitude_weight": 0.0, "spectral_beams": 10,
+                "estimate": "map", "sampler": "beam", "sampler_rows": 10, "sampler_temperature": 1.0}
     path = Path(folder).parent / "lass" / SPECTRAL_SETTINGS
     if path.exists():
         saved = json.loads(path.read_text())

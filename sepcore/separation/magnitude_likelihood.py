@@ -73,6 +73,8 @@ class MagnitudeLikelihood:
         counts, counts_weight: the count likelihood multiplied in, and its weight relative to this one.
     """
 
+    binds_mixture = True        # bind(mixture) scores its frames; the search passes frame indices as codes
+
     n_sources = 2
 
     def __init__(self, codec, sigma: float = 1.0, n_bands: int = 64, top_pairs: int = 8192, counts=None,

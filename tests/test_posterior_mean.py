@@ -1,0 +1,91 @@
+"""The posterior-mean output of the latent methods: the mean of the rows' masks
+(:func:`sepcore.separation.masking.mean_masked_sources`)."""
+
+import pytest
+import torch
+
+from sepcore.mixing import mix
+from sepcore.models.spectral_codec import SpectralCodec, SpectralCodecConfig
+from sepcore.models.transformer import PriorConfig, TransformerPrior
+from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.separation.lass import fit_count_likelihood
+from sepcore.separation.lass_search import LASSConfig, LASSSeparator
+from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
+from sepcore.separation.masking import check_estimate, codes_to_sources, mean_masked_sources
+
+
+def spectral_codec():
+    torch.manual_seed(0)
+    return SpectralCodec(SpectralCodecConfig(n_fft=64, hop=16, width=16, res_depth=1, codebook_size=8, code_dim=4)).eval()
+
+
+def waveform_codec():
+    torch.manual_seed(0)
+    return VQVAE(VQVAEConfig(dims=1, strides=(2, 2), width=8, res_depth=1, dilation_growth=1, codebook_size=8,
+                             code_dim=4)).eval()
+
+
+@pytest.mark.parametrize("make_codec, hop, steps", [(spectral_codec, 16, 64), (waveform_codec, 4, 512)])
+def test_the_mean_of_one_row_is_that_rows_masked_output(make_codec, hop, steps):
+    codec = make_codec()
+    codes = torch.randint(0, 8, (1, 2, steps))
+    m = torch.randn(steps * hop) * 0.1
+    for power in (1.0, 2.0):
+        assert torch.allclose(mean_masked_sources(codec, codes, m, power),
+                              codes_to_sources(codec, codes[0], m, "masked", power), atol=1e-6)
+
+
+def test_the_mean_of_masks_is_the_mean_of_the_masked_outputs_and_remixes_to_the_mixture():
+    """The masked estimate is linear in the mask, so averaging masks averages the estimates."""
+    codec = spectral_codec()
+    codes = torch.randint(0, 8, (5, 2, 40))
+    m = torch.randn(40 * 16) * 0.1
+    each = torch.stack([codes_to_sources(codec, row, m, "masked") for row in codes])
+    mean = mean_masked_sources(codec, codes, m)
+    assert torch.allclose(mean, each.mean(0), atol=1e-6)
+    assert torch.allclose(mix(mean, dim=0), m, atol=1e-5)
+    one_hot = torch.zeros(5)
+    one_hot[3] = 1.0
+    assert torch.allclose(mean_masked_sources(codec, codes, m, weights=one_hot), each[3], atol=1e-6)
+    with pytest.raises(ValueError, match="summing to one"):
+        mean_masked_sources(codec, codes, m, weights=torch.ones(5))
+
+
+def test_the_mean_needs_masked_output_and_rows_as_they_are():
+    assert check_estimate("mean", "masked") == "mean"
+    with pytest.raises(ValueError, match="needs output"):
+        check_estimate("mean", "raw")
+    with pytest.raises(ValueError, match="estimate must be"):
+        check_estimate("median", "masked")
+    codec = waveform_codec()
+    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8))
+    x = torch.randn(2, 6, 64)
+    likelihood = fit_count_likelihood(codec, x[0], x[1])
+    with pytest.raises(ValueError, match="refine_steps"):
+        LASSSeparator(codec, [prior, prior], likelihood,
+                      LASSConfig(method="top_p", output="masked", estimate="mean", refine_steps=5), device="cpu")
+    with pytest.raises(ValueError, match="alpha"):
+        LatentBayesSeparator(codec, [prior, prior], LatentBayesConfig(output="masked", estimate="mean", alpha=0.5),
+                             device="cpu")
+
+
+def test_lass_and_latent_bayes_average_every_row_of_their_search():
+    codec = waveform_codec()
+    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
+    x = torch.randn(2, 8, 2048)
+    likelihood = fit_count_likelihood(codec, x[0], x[1])
+    m = 0.5 * (x[0, 0] + x[1, 0])
+    lass = LASSSeparator(codec, [prior, prior], likelihood,
+                         LASSConfig(method="ancestral", n_rows=6, output="masked", estimate="mean"), device="cpu")
+    out = lass.separate(m)
+    rows = lass.last.codes[0]                                            # (6, 2, S)
+    assert rows.shape[0] == 6 and len({tuple(r.flatten().tolist()) for r in rows}) > 1
+    assert torch.allclose(out, mean_masked_sources(codec, rows, m), atol=1e-6)
+    best = LASSSeparator(codec, [prior, prior], likelihood,
+                         LASSConfig(method="ancestral", n_rows=6, output="masked"), device="cpu").separate(m)
+    assert not torch.allclose(out, best, atol=1e-4)                     # not the best row alone
+    bayes = LatentBayesSeparator(codec, [prior, prior], LatentBayesConfig(n_candidates=4, output="masked",
+                                                                          estimate="mean"), device="cpu")
+    out = bayes.separate(m)
+    assert torch.allclose(out, mean_masked_sources(codec, bayes.last.codes, m), atol=1e-6)
+    assert torch.allclose(mix(out, dim=0), m, atol=1e-5)
