@@ -5,7 +5,8 @@
 Builds every variant of :func:`sepcore.experiments.latent_variants.build_variants` from the committed
 checkpoints (beam search with 10 beams, or the beams chosen on validation for the spectral codec's
 "counts x magnitudes" row; latent Bayes with B = 16 candidates), separates one mixture
-of 65536 samples (2.97 s; the first drums+bass test chunk) with the masked output, and writes
+of 65536 samples (2.97 s; the first drums+bass test chunk) with the masked output (and, for the
+variants whose rows are samples, the posterior mean of their masks as a row of its own), and writes
 ``tables/benchmarks/latent_variants_speed``: the best and median wall time of ``separate`` per
 variant and torch thread count, repeats interleaved across variants, and the target verdict
 (real-time factor <= 1 on 2 threads, i.e. <= 3 s per 3 s). Quick profile: two variants, small searches (a smoke test).
@@ -23,7 +24,7 @@ import torch
 
 from sepcore.book import default_data_root, table_root
 from sepcore.data.slakh import SlakhMixtures, resolve_root
-from sepcore.experiments.latent_variants import VariantSettings, build_variants
+from sepcore.experiments.latent_variants import VariantSettings, build_variants, samples_rows
 from sepcore.tables import write_table
 from sepcore.utils import REPO_ROOT
 
@@ -40,26 +41,34 @@ def main(argv=None) -> pd.DataFrame:
     settings = VariantSettings.chosen_on_validation(args.profile, REPO_ROOT / "checkpoints")
     which = {"LASS spectral, smoothed counts", "latent Bayes spectral"} if args.profile == "quick" else None
     variants = build_variants(settings, checkpoints=REPO_ROOT / "checkpoints", device="cpu", which=which)
+    timed = []                                  # (label, codec, separator, estimate): sampled rows also as their mean
     for variant in variants:
-        variant.separator.config = variant.separator.config.replace(output="masked")
+        for estimate in ("map", "mean") if samples_rows(variant.separator) else ("map",):
+            label = variant.label + (", posterior mean" if estimate == "mean" else "")
+            timed.append((label, variant.codec_label, variant.separator, estimate))
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)
     mixture = torch.nn.functional.pad(test[0]["mixture"], (0, SAMPLES))[:SAMPLES]
-    for variant in variants:
-        variant.separator.separate(mixture[:4096])                          # warm-up
+
+    def separate(separator, estimate, x):
+        separator.config = separator.config.replace(output="masked", estimate=estimate)
+        return separator.separate(x)
+
+    for _, _, separator, estimate in timed:
+        separate(separator, estimate, mixture[:4096])                      # warm-up
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        times = {v.label: [] for v in variants}
+        times = {label: [] for label, *_ in timed}
         for _ in range(args.repeats):
-            for variant in variants:
+            for label, _, separator, estimate in timed:
                 t0 = time.perf_counter()
-                variant.separator.separate(mixture)
-                times[variant.label].append(time.perf_counter() - t0)
-        for variant in variants:
-            best = min(times[variant.label])
-            rows.append({"variant": variant.label, "codec": variant.codec_label, "threads": threads,
+                separate(separator, estimate, mixture)
+                times[label].append(time.perf_counter() - t0)
+        for label, codec, _, _ in timed:
+            best = min(times[label])
+            rows.append({"variant": label, "codec": codec, "threads": threads,
                          "audio_seconds": SAMPLES / 22050, "seconds_best": best,
-                         "seconds_median": statistics.median(times[variant.label]),
+                         "seconds_median": statistics.median(times[label]),
                          "real_time_factor": best / (SAMPLES / 22050), "target_met (real-time factor <= 1 on 2 threads)":
                          bool(best <= SAMPLES / 22050) if threads == 2 else None,
                          "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
@@ -67,8 +76,9 @@ def main(argv=None) -> pd.DataFrame:
     write_table(frame, table_root(args.profile) / "benchmarks" / "latent_variants_speed", profile=args.profile,
                 parameters={**vars(args), "settings": settings.__dict__}, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=1,
-                notes="Wall time of separate() with the masked output (encode + search + decode + mask), "
-                      "per variant and torch thread count; best of the repeats is the headline.")
+                notes="Wall time of separate() with the masked output (encode + search + decode + mask; ', posterior "
+                      "mean': every row decoded and masked), per variant and torch thread count; best of the repeats "
+                      "is the headline.")
     print(frame.to_string(index=False))
     return frame
 
