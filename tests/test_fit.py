@@ -194,3 +194,32 @@ def test_a_state_file_of_another_loop_is_refused_and_restarted_on_the_fly(tmp_pa
     lines = []
     result = restart_on_mismatch(lambda: run(tmp_path, steps=20)[1], state, log=lines.append)
     assert result.steps_done == 20 and any("starting over" in line for line in lines)
+
+
+def test_a_dict_loss_logs_its_other_terms_and_on_plan_hears_the_planned_steps(tmp_path):
+    x, y = regression()
+    model = make_model()
+    plan = FitPlan(steps=40, lr=0.05, warmup_steps=5, eval_every=10, checkpoint_every=10, patience=100)
+    heard = []
+
+    def loss_fn(step):
+        error = (model(x).squeeze(-1) - y).pow(2).mean()
+        return {"loss": error, "half": error.detach() / 2, "step_seen": torch.tensor(float(step))}
+
+    result = fit(model, loss_fn, lambda: float((model(x).squeeze(-1) - y).pow(2).mean()), plan,
+                 state_path=tmp_path / "m.state.pt", config={"a": 1}, curve_path=tmp_path / "curve.csv",
+                 on_plan=heard.append, log=lambda *_: None)
+    assert heard == [40]
+    rows = list(csv.DictReader(open(tmp_path / "curve.csv")))
+    assert [float(r["step_seen"]) for r in rows] == [4.5, 14.5, 24.5, 34.5]      # means since the last evaluation
+    for row, logged in zip(rows, result.curve):
+        assert float(row["half"]) == pytest.approx(float(row["train_loss"]) / 2, rel=1e-3)
+        assert logged["half"] == pytest.approx(float(row["half"]))
+
+
+def test_on_plan_hears_the_step_count_that_the_cpu_budget_fixes(tmp_path):
+    heard = []
+    plan = FitPlan(steps=10**6, cpu_minutes=1e-4, calibration_steps=5, lr=0.05, warmup_steps=2, eval_every=5,
+                   checkpoint_every=5, patience=100)
+    _, result, _ = run(tmp_path, plan=plan, on_plan=heard.append)
+    assert heard[0] == 10**6 and heard[-1] == result.planned_steps < 10**6
