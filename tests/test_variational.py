@@ -161,3 +161,9 @@ def test_score_priors_give_the_elbo_gradient_of_the_density():
         assert math.isfinite(float(terms["reconstruction"])) and math.isfinite(float(terms["entropy"]))
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
     assert math.isnan(float(terms["kl"])) and math.isnan(float(terms["elbo"]))
+
+
+def test_kl_warm_up_is_linear_over_its_fraction_of_the_plan():
+    from sepcore.train.variational import kl_weight
+
+    assert kl_weight(5, 100, 0.1) == 0.5 and kl_weight(50, 100, 0.1) == 1.0 and kl_weight(0, 100, 0) == 1.0
