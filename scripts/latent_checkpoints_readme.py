@@ -21,7 +21,17 @@ OLD_PRIOR = ("nice -n 10 env OMP_NUM_THREADS=1 python -m sepcore.train.prior ext
              "sepcore.train.prior train --profile default --codes checkpoints/latents/codes_{kind}_{cls}.pt --max-minutes 12 "
              "--out checkpoints/latents/prior_{kind}_{cls}.pt")
 NEW_PRIOR = ("OMP_NUM_THREADS=1 python -m sepcore.train.prior_fit --codec checkpoints/latents/{kind}.pt --source-class {cls} "
-             "--cpu-minutes {minutes:g} --out checkpoints/latents/prior_{kind}_{cls}.pt")
+             "{budget} --out checkpoints/latents/prior_{kind}_{cls}.pt")
+#: Continuations whose weights were lost before they could be promoted (kept outside checkpoints/ on a
+#: machine that was reset); their curves stay as evidence, and the next run started from the committed file.
+LOST = {("lqvae", "bass", "continued4")}
+
+
+def budget_flags(run: dict) -> str:
+    """A run's budget as prior_fit flags: CPU minutes, or the planned steps of a run on a GPU."""
+    if run.get("device") == "cuda":
+        return f"--steps {run['planned_steps']} --device cuda"
+    return f"--cpu-minutes {run['plan']['cpu_minutes']:g}"
 SPECTRAL = "OMP_NUM_THREADS=1 python -m sepcore.train.spectral_codec --cpu-minutes {minutes:g} --out checkpoints/latents/spectral.pt"
 WAVEFORM = ("OMP_NUM_THREADS=1 python -m sepcore.train.vqvae --lin-weight {lin:g} --cpu-minutes {minutes:g} "
             "--out checkpoints/latents/{name}.pt")
@@ -55,14 +65,25 @@ def collapse_note() -> str:
     return text
 
 
-def attempt_row(codec: str, cls: str, flags: str, first, curve, best: dict) -> str:
+def attempt_row(codec: str, cls: str, flags: str, first, curve, best: dict, lost: bool = False) -> str:
     """One continuation's README row; ``best`` holds each prior's best validation NLL so far (a
-    continuation is promoted when it goes below it, as in ``scripts/promote_continued_prior.py``)."""
+    continuation is promoted when it goes below it, as in ``scripts/promote_continued_prior.py``;
+    a ``lost`` one never was)."""
     before = best.setdefault((codec, cls), first.val_loss.min())
     after = curve.val_loss.min()
-    best[(codec, cls)] = min(before, after)
+    promoted = after < before and not lost
+    if promoted:
+        best[(codec, cls)] = after
+    verdict = "yes" if promoted else "no (weights lost before promotion)" if lost and after < before else "no"
     return (f"| `prior_{codec}_{cls}` | {flags} | {before:.3f} | {after:.3f} | {int(curve.step.max()):,} | "
-            f"{curve.cpu_s.max() / 60:.1f} | {curve.train_loss.iloc[-1]:.3f} | {'yes' if after < before else 'no'} |")
+            f"{curve.cpu_s.max() / 60:.1f} | {curve.train_loss.iloc[-1]:.3f} | {verdict} |")
+
+
+GPU_STEPS = "--device cuda --steps N"
+ON_GPU = (", on one H200 GPU, every prior at once, N planned for 300 s from the measured speed (10,000-28,000); "
+          "the CPU-min column is the GPU process's CPU time")
+ON_GPU2 = (", from the GPU run where it was promoted (else from the committed file), on the same GPU, N planned "
+           "for 190 s")
 
 
 def continuation_note() -> str:
@@ -78,14 +99,24 @@ def continuation_note() -> str:
              ("vqvae", "continued4"): "`--warm-start --lr 1e-4 --cpu-minutes 40`, from the third (bass only)",
              ("lqvae", "continued"): "`--warm-start --lr 5e-4 --cpu-minutes 40` (drums 35, guitar 25)",
              ("lqvae", "continued2"): "`--warm-start --lr 3e-4 --cpu-minutes 16` (drums 25), from the first continuation",
-             ("lqvae", "continued3"): "`--warm-start --lr 3e-4 --cpu-minutes 25`, from the second continuation (bass only)"}
+             ("lqvae", "continued3"): "`--warm-start --lr 3e-4 --cpu-minutes 25`, from the second continuation (bass only)",
+             ("lqvae", "continued4"): "`--warm-start --lr 2e-4 --cpu-minutes 24`, from the third continuation (bass only)",
+             ("spectral", "continued2"): "`--warm-start --lr 2e-4 --dropout 0.2 --cpu-minutes 24`, from the dropout run "
+                                         "(drums only)",
+             ("spectral", "gpu"): f"`--warm-start --lr 2e-4 --dropout 0.1 {GPU_STEPS}`{ON_GPU}",
+             ("vqvae", "gpu"): f"`--warm-start --lr 3e-4 {GPU_STEPS}`{ON_GPU}",
+             ("lqvae", "gpu"): f"`--warm-start --lr 3e-4 {GPU_STEPS}`{ON_GPU}",
+             ("spectral", "gpu2"): f"`--warm-start --lr 1e-4 --dropout 0.1 {GPU_STEPS}`{ON_GPU2}",
+             ("vqvae", "gpu2"): f"`--warm-start --lr 1e-4 {GPU_STEPS}`{ON_GPU2}",
+             ("lqvae", "gpu2"): f"`--warm-start --lr 1e-4 {GPU_STEPS}`{ON_GPU2}"}
     rows, best = [], {}
     for codec in ("spectral", "vqvae", "lqvae"):
         for suffix in CONTINUATIONS:                  # the order the continuations ran in
             for cls in ("drums", "bass", "guitar"):
                 curve, first = TRAINING / f"prior_{codec}_{cls}_{suffix}.csv", TRAINING / f"prior_{codec}_{cls}.csv"
                 if (codec, suffix) in flags and curve.exists() and first.exists():
-                    rows.append(attempt_row(codec, cls, flags[(codec, suffix)], pd.read_csv(first), pd.read_csv(curve), best))
+                    rows.append(attempt_row(codec, cls, flags[(codec, suffix)], pd.read_csv(first), pd.read_csv(curve), best,
+                                            lost=(codec, cls, suffix) in LOST))
     if not rows:
         return ""
     return ("\nContinuations from the committed weights (fresh optimiser, 100 warm-up steps, written to a copy outside "
@@ -98,7 +129,12 @@ def continuation_note() -> str:
             "The waveform priors see four times as many codes per class (hop 64 against 256). The LQ-VAE priors had "
             "stopped on their 20-minute budgets while still improving; their rows above give what a continuation at "
             "a higher learning rate bought. A second warm restart (lr 3e-4) stopped the drums prior on a plateau above "
-            "its committed loss (not promoted); the bass prior was still falling at the end of its third continuation.\n")
+            "its committed loss (not promoted); the bass prior was still falling at the end of its third continuation. "
+            "The GPU rows (`gpu`, then `gpu2` at a third of the learning rate) ran every prior until its validation "
+            "NLL stopped falling: each run ended on a plateau, none on its step budget, and no `gpu2` run went below "
+            "the best before it. Every prior is now at a plateau of this model size and data; the spectral priors' "
+            "gain came with the same dropout 0.1 (data-limited, as above). The CPU-min column of a GPU row is the GPU "
+            "process's CPU time, not CPU training time.\n")
 
 
 def main():
@@ -129,7 +165,7 @@ def main():
                 data = f"{meta.get('data')}; validation: 48 fixed pairs of two classes"
             else:
                 _, kind, cls = name.split("_")
-                command, loss = NEW_PRIOR.format(kind=kind, cls=cls, minutes=minutes), f"NLL {meta['best_val']:.4f} nats/code"
+                command, loss = NEW_PRIOR.format(kind=kind, cls=cls, budget=budget_flags(meta)), f"NLL {meta['best_val']:.4f} nats/code"
                 data = (f"{meta['train_codes']:,} training codes ({meta['train_tracks']} tracks); validation bigram "
                         f"{meta['bigram_nll']:.3f}, unigram {meta['unigram_nll']:.3f}")
             steps, best_step, cpu = f"{meta['step']:,} of {meta['planned_steps']:,}", f"{meta['best_step']:,}", f"{meta['cpu_seconds'] / 60:.1f}"
@@ -137,15 +173,17 @@ def main():
             if earlier:                               # warm-started continuations: every run, in order
                 first, rest = earlier[0], [*earlier[1:], meta]
                 target = f"checkpoints/latents/prior_{kind}_{cls}.pt"
-                command = NEW_PRIOR.format(kind=kind, cls=cls, minutes=first["plan"]["cpu_minutes"]) + "".join(
+                command = NEW_PRIOR.format(kind=kind, cls=cls, budget=budget_flags(first)) + "".join(
                     f", then cp {target} COPY && "
-                    + NEW_PRIOR.format(kind=kind, cls=cls, minutes=run["plan"]["cpu_minutes"]).replace(f"--out {target}", "--out COPY")
+                    + NEW_PRIOR.format(kind=kind, cls=cls, budget=budget_flags(run)).replace(f"--out {target}", "--out COPY")
                     + f" --warm-start --lr {run['plan']['lr']:g}"
                     + (f" --dropout {payload['config']['dropout']:g}" if run is meta and payload["config"].get("dropout") else "")
                     + f" && python scripts/promote_continued_prior.py {target} COPY" for run in rest)
                 steps = " + ".join([*(f"{run['step']:,}" for run in earlier), steps])
                 best_step = " + ".join([*(f"{run['best_step']:,}" for run in earlier), best_step])   # each run began at the best before
                 cpu = " + ".join([*(f"{run['cpu_seconds'] / 60:.1f}" for run in earlier), cpu])
+            if meta.get("device") == "cuda":
+                cpu += " (the last on a GPU)"
                 loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
             new_rows.append(f"| `{path.relative_to(FOLDER)}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
                             f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")

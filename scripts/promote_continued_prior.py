@@ -15,7 +15,7 @@ from pathlib import Path
 from sepcore.checkpoints import load_model, save_checkpoint, training_runs
 from sepcore.models.transformer import TransformerPrior
 
-RECORD = ("step", "planned_steps", "best_step", "best_val", "cpu_seconds", "plan", "stopped_by")
+RECORD = ("step", "planned_steps", "best_step", "best_val", "cpu_seconds", "wall_seconds", "plan", "stopped_by", "device")
 
 
 def main(argv=None) -> None:

@@ -516,7 +516,7 @@ def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, ch
 
 
 #: The suffixes of continuation curves, in the order they were run (``scripts/promote_continued_prior.py``).
-CONTINUATIONS = ("continued", "dropout", "continued2", "continued3", "continued4")
+CONTINUATIONS = ("continued", "dropout", "continued2", "continued3", "continued4", "gpu", "gpu2")
 
 
 def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
     out = Path(out)
     metadata = {"codec": str(codec_path), "codec_sha256": file_digest(codec_path), "train_codes": n_codes,
                 "train_tracks": len(train), "validation_windows": tuple(val.shape), **baselines,
-                "train_config": config.to_dict(), "plan": plan.__dict__}
+                "train_config": config.to_dict(), "plan": plan.__dict__, "device": device.type}
 
     def on_checkpoint(best, info):
         save_checkpoint(out, best, metadata={**metadata, **info, "val_nll": round(info["best_val"], 4),
@@ -207,6 +207,7 @@ def main(argv=None) -> None:
     parser.add_argument("--block-size", type=int, default=None, help="prior context in codes (default: the profile's)")
     parser.add_argument("--dropout", type=float, default=None, help="the prior's dropout (default: the profile's)")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     args = parser.parse_args(argv)
     from sepcore.train.safe_paths import refuse_committed_path
 
@@ -221,7 +222,7 @@ def main(argv=None) -> None:
                if value is not None}
     prior_config = PriorConfig.for_profile(args.profile).replace(**changes) if changes else None
     result = fit_prior(args.codec, args.source_class, args.out, config=config, plan=plan, init_from=init,
-                       data_root=args.data_root, prior_config=prior_config)
+                       data_root=args.data_root, prior_config=prior_config, device=args.device)
     print(f"{args.out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/code at step "
           f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
     if math.isinf(result.best_val):
