@@ -6,7 +6,7 @@ Builds every variant of :func:`sepcore.experiments.latent_variants.build_variant
 checkpoints (beam search with 10 beams, or the beams chosen on validation for the spectral codec's
 "counts x magnitudes" row; latent Bayes with B = 16 candidates), separates one mixture
 of 65536 samples (2.97 s; the first drums+bass test chunk) with the masked output (and, for the
-variants whose rows are samples, the posterior mean of their masks as a row of its own), and writes
+variants whose rows are samples, the posterior mean of their masks and their posterior Wiener filter as rows of their own), and writes
 ``tables/benchmarks/latent_variants_speed``: the best and median wall time of ``separate`` per
 variant and torch thread count, repeats interleaved across variants, and the target verdict
 (real-time factor <= 1 on 2 threads, i.e. <= 3 s per 3 s). Quick profile: two variants, small searches (a smoke test).
@@ -41,10 +41,11 @@ def main(argv=None) -> pd.DataFrame:
     settings = VariantSettings.chosen_on_validation(args.profile, REPO_ROOT / "checkpoints")
     which = {"LASS spectral, smoothed counts", "latent Bayes spectral"} if args.profile == "quick" else None
     variants = build_variants(settings, checkpoints=REPO_ROOT / "checkpoints", device="cpu", which=which)
-    timed = []                                  # (label, codec, separator, estimate): sampled rows also as their mean
+    timed = []                      # (label, codec, separator, estimate): sampled rows also as their posterior estimates
+    suffix = {"map": "", "mean": ", posterior mean", "wiener": ", posterior Wiener"}
     for variant in variants:
-        for estimate in ("map", "mean") if samples_rows(variant.separator) else ("map",):
-            label = variant.label + (", posterior mean" if estimate == "mean" else "")
+        for estimate in ("map", "mean", "wiener") if samples_rows(variant.separator) else ("map",):
+            label = variant.label + suffix[estimate]
             timed.append((label, variant.codec_label, variant.separator, estimate))
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)
     mixture = torch.nn.functional.pad(test[0]["mixture"], (0, SAMPLES))[:SAMPLES]
@@ -77,8 +78,8 @@ def main(argv=None) -> pd.DataFrame:
                 parameters={**vars(args), "settings": settings.__dict__}, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=1,
                 notes="Wall time of separate() with the masked output (encode + search + decode + mask; ', posterior "
-                      "mean': every row decoded and masked), per variant and torch thread count; best of the repeats "
-                      "is the headline.")
+                      "mean', ', posterior Wiener': every row decoded and masked), per variant and torch thread count; "
+                      "best of the repeats is the headline.")
     print(frame.to_string(index=False))
     return frame
 

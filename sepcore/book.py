@@ -34,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sepcore.paths import REPOSITORY_BRANCH, REPOSITORY_URL, colab_url
+from sepcore.paths import BUILD, REPOSITORY_BRANCH, REPOSITORY_URL, colab_url
+from sepcore.paths import tables_root as table_root  # noqa: F401  (the chapters' name for it)
 from sepcore.profiles import PROFILES, check_profile
 from sepcore.tables import write_table
 from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
@@ -42,14 +43,6 @@ from sepcore.utils import REPO_ROOT, quiet, resolve_device, seed_everything
 NOTEBOOKS = REPO_ROOT / "notebooks"
 EXECUTED = REPO_ROOT / "book" / "executed"
 AUDIO = REPO_ROOT / "book" / "audio"          # the executed chapters' clips (book/audio/<chapter>/*.ogg)
-BUILD = REPO_ROOT / "_build"
-
-
-def table_root(profile: str) -> Path:
-    """Where a profile's tables go: ``tables/`` for ``default``; a scratch folder otherwise."""
-    check_profile(profile)
-    return REPO_ROOT / "tables" if profile == "default" else BUILD / profile / "tables"
-
 
 def default_data_root() -> Path:
     """``$SEPCORE_DATA`` or ``<repo>/data`` (:func:`sepcore.paths.data_root`)."""

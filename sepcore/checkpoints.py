@@ -162,9 +162,11 @@ def training_runs(metadata: dict) -> list[dict]:
     return [*([earlier] if isinstance(earlier, dict) else earlier), metadata]
 
 
-def training_totals(metadata: dict) -> tuple[int, float]:
+def training_totals(metadata: dict, device: str | None = None) -> tuple[int, float]:
     """``(steps, CPU seconds)`` summed over every run of :func:`training_runs`; a run that recorded no
-    CPU time adds its wall time (``wall_time_s``, the earliest releases), NaN when it has neither."""
-    runs = training_runs(metadata)
+    CPU time adds its wall time (``wall_time_s``, the earliest releases), NaN when it has neither.
+    ``device`` (``"cpu"`` or ``"cuda"``) keeps only the runs on that device (a run that recorded none
+    ran on the CPU); a GPU run's seconds are its process's CPU time, about its wall time."""
+    runs = [run for run in training_runs(metadata) if device is None or run.get("device", "cpu") == device]
     steps = sum(run.get("step", run.get("steps_done", 0)) or 0 for run in runs)
     return steps, sum(run.get("cpu_seconds", run.get("wall_time_s", float("nan"))) for run in runs)

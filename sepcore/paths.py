@@ -2,7 +2,8 @@
 
 * :func:`data_root`: the datasets (``$SEPCORE_DATA``, else ``<repo>/data``);
 * :func:`tables_root`: the tables of a profile (``tables/`` for ``default``, a scratch folder
-  under ``_build/<profile>/`` otherwise, so smoke tests never touch committed tables);
+  under ``_build/<profile>/`` otherwise, so smoke tests never touch committed tables), and
+  :func:`training_tables`, where every training entry point writes its learning curve;
 * :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``);
 * :data:`REPOSITORY_URL`: where the project is published: the one setting behind the book's
   repository and Colab buttons (``_config.yml``), each chapter's Colab set-up cell and the
@@ -32,6 +33,11 @@ def tables_root(profile: str) -> Path:
 
     check_profile(profile)
     return REPO_ROOT / "tables" if profile == "default" else BUILD / profile / "tables"
+
+
+def training_tables(profile: str) -> Path:
+    """Where learning curves go: ``tables/training`` for ``default``, a scratch folder otherwise."""
+    return tables_root(profile) / "training"
 
 
 def colab_url(path: str) -> str:

@@ -16,9 +16,9 @@ def test_validation_digits_are_held_out_of_training():
 
 
 def test_train_digits_writes_models_counts_and_curves(tmp_path, monkeypatch):
-    import sepcore.train.prior_fit as prior_fit
+    import sepcore.paths as paths
 
-    monkeypatch.setattr(prior_fit, "training_tables", lambda profile: tmp_path / "training")
+    monkeypatch.setattr(paths, "training_tables", lambda profile: tmp_path / "training")
     config = DigitsLASSConfig.for_profile("quick").replace(vq_steps=24, prior_steps=24, n_count_pairs=200)
     times = train_digits(config, tmp_path / "models")
     assert set(times) == {"vqvae_s", "prior_s", "counts_s"}

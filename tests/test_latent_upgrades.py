@@ -362,6 +362,9 @@ def test_the_posterior_mean_replaces_the_best_beam_only_where_validation_says_so
                                               "sampler_temperature": 1.3}
     assert estimate_choice(beams, better.assign(sdr=[4.9, 5.0])) == {"estimate": "map"}
     assert estimate_choice(beams, better.iloc[:0]) == {"estimate": "map"}
+    by_output = better.assign(output=["posterior mean", "posterior Wiener"])     # the best row's output decides
+    assert estimate_choice(beams, by_output)["estimate"] == "wiener"
+    assert estimate_choice(beams, by_output.assign(sdr=[5.6, 5.5]))["estimate"] == "mean"
 
 
 def test_only_sampled_rows_get_a_posterior_mean_output():

@@ -143,6 +143,17 @@ def test_grid_on_validation_scores_every_point_and_power_and_returns_the_best():
     assert best == {"likelihood_weight": top.likelihood_weight, "n_rows": int(top.n_rows), "mask_power": top.mask_power}
     assert isinstance(best["n_rows"], int)
     assert grid_on_validation(configure, {"likelihood_weight": [1.0], "n_rows": [1]}, Chunks(), [])[0] is None
+    seen.clear()                      # several outputs: scored from the same searches, one column more
+    outputs = ("posterior mean", "posterior Wiener")
+    def sampled(likelihood_weight, n_rows):
+        seen.append((likelihood_weight, n_rows))
+        return LASSSeparator(codec, priors, MagnitudeLikelihood(codec, n_bands=8, top_pairs=16),
+                             LASSConfig(method="ancestral", n_rows=n_rows, likelihood_weight=likelihood_weight), device="cpu")
+
+    best, table = grid_on_validation(sampled, [{"likelihood_weight": 1.0, "n_rows": 3}], Chunks(), [0, 1], powers=(2.0,),
+                                     output=outputs)
+    assert seen == [(1.0, 3)] and len(table) == 2 and set(table.output) == set(outputs)
+    assert best["output"] == table.loc[table.sdr.idxmax(), "output"]
 
 
 def test_variant_settings_read_the_validation_choice(tmp_path):

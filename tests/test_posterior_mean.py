@@ -1,5 +1,6 @@
-"""The posterior-mean output of the latent methods: the mean of the rows' masks
-(:func:`sepcore.separation.masking.mean_masked_sources`)."""
+"""The posterior outputs of the latent methods: the mean of the rows' masks
+(:func:`sepcore.separation.masking.mean_masked_sources`) and the Wiener filter of their mean powers
+(:func:`sepcore.separation.masking.wiener_sources`)."""
 
 import pytest
 import torch
@@ -11,7 +12,14 @@ from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.separation.lass import fit_count_likelihood
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator
 from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
-from sepcore.separation.masking import check_estimate, codes_to_sources, mean_masked_sources
+from sepcore.separation.masking import (
+    check_estimate,
+    codes_to_sources,
+    magnitudes_of_codes,
+    mask_with_magnitudes,
+    mean_masked_sources,
+    wiener_sources,
+)
 
 
 def spectral_codec():
@@ -89,3 +97,54 @@ def test_lass_and_latent_bayes_average_every_row_of_their_search():
     out = bayes.separate(m)
     assert torch.allclose(out, mean_masked_sources(codec, bayes.last.codes, m), atol=1e-6)
     assert torch.allclose(mix(out, dim=0), m, atol=1e-5)
+
+
+@pytest.mark.parametrize("make_codec, hop, steps", [(spectral_codec, 16, 64), (waveform_codec, 4, 512)])
+def test_the_wiener_filter_of_one_row_is_that_rows_masked_output(make_codec, hop, steps):
+    codec = make_codec()
+    codes = torch.randint(0, 8, (1, 2, steps))
+    m = torch.randn(steps * hop) * 0.1
+    for power in (1.0, 2.0):
+        assert torch.allclose(wiener_sources(codec, codes, m, power),
+                              codes_to_sources(codec, codes[0], m, "masked", power), atol=1e-6)
+
+
+def test_the_wiener_filter_divides_the_rows_mean_powers():
+    """M_k = mean_r |V_kr|^p / sum_j mean_r |V_jr|^p: the masked output of magnitudes (mean_r |V_kr|^p)^(1/p)."""
+    codec = spectral_codec()
+    torch.manual_seed(1)
+    codes = torch.randint(0, 8, (4, 2, 40))
+    m = torch.randn(40 * 16) * 0.1
+    magnitudes, config = magnitudes_of_codes(codec, codes, m.shape[0])              # (R, N, F, frames)
+    for power in (1.0, 2.0):
+        expected = mask_with_magnitudes(m, (magnitudes ** power).mean(0) ** (1 / power), config, power)
+        out = wiener_sources(codec, codes, m, power)
+        assert torch.allclose(out, expected, atol=1e-6)
+        assert torch.allclose(mix(out, dim=0), m, atol=1e-5)                       # a mask: it remixes to m
+        assert not torch.allclose(out, mean_masked_sources(codec, codes, m, power), atol=1e-4)
+    same = codes[:1].expand(3, -1, -1)                                             # identical rows: one mask
+    assert torch.allclose(wiener_sources(codec, same, m), mean_masked_sources(codec, same, m), atol=1e-6)
+    one_hot = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    assert torch.allclose(wiener_sources(codec, codes, m, weights=one_hot),
+                          codes_to_sources(codec, codes[2], m, "masked"), atol=1e-6)
+
+
+def test_the_wiener_estimate_needs_masked_output_and_is_what_both_methods_return():
+    with pytest.raises(ValueError, match="needs output"):
+        check_estimate("wiener", "raw")
+    codec = waveform_codec()
+    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
+    x = torch.randn(2, 8, 2048)
+    likelihood = fit_count_likelihood(codec, x[0], x[1])
+    m = 0.5 * (x[0, 0] + x[1, 0])
+    lass = LASSSeparator(codec, [prior, prior], likelihood,
+                         LASSConfig(method="ancestral", n_rows=6, output="masked", estimate="wiener"), device="cpu")
+    out = lass.separate(m)
+    assert torch.allclose(out, wiener_sources(codec, lass.last.codes[0], m), atol=1e-6)
+    bayes = LatentBayesSeparator(codec, [prior, prior], LatentBayesConfig(n_candidates=4, output="masked",
+                                                                          estimate="wiener"), device="cpu")
+    out = bayes.separate(m)
+    assert torch.allclose(out, wiener_sources(codec, bayes.last.codes, m), atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        LatentBayesSeparator(codec, [prior, prior], LatentBayesConfig(output="masked", estimate="wiener", alpha=0.5),
+                             device="cpu")

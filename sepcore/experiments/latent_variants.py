@@ -29,7 +29,7 @@ import torch
 from sepcore.metrics import sdr, si_sdr
 from sepcore.models.vqvae import pair_code_table
 from sepcore.separation.count_files import load_counts_file
-from sepcore.separation.masking import codes_to_sources, mean_masked_sources
+from sepcore.separation.masking import codes_to_sources, posterior_sources
 from sepcore.separation.naive import average
 from sepcore.utils import progress
 
@@ -86,8 +86,11 @@ def samples_rows(separator) -> bool:
 
 
 #: The outputs of a variant: the best row decoded (raw) or as masks (masked), and, for sampled rows,
-#: the mean of every row's masks (:func:`~sepcore.separation.masking.mean_masked_sources`).
-OUTPUTS = ("raw", "masked", "posterior mean")
+#: the mean of every row's masks or the Wiener filter of their mean powers
+#: (:func:`~sepcore.separation.masking.posterior_sources`).
+OUTPUTS = ("raw", "masked", "posterior mean", "posterior Wiener")
+#: The posterior outputs and the ``estimate`` of LASSConfig / LatentBayesConfig that gives each.
+POSTERIOR_ESTIMATES = {"posterior mean": "mean", "posterior Wiener": "wiener"}
 
 
 def outputs_of(separator) -> tuple[str, ...]:
@@ -96,9 +99,11 @@ def outputs_of(separator) -> tuple[str, ...]:
 
 def estimate_sources(separator, codes: torch.Tensor, mixture: torch.Tensor, output: str, mask_power: float):
     """``(N, T)`` from one search: the best row ``codes (N, S)`` decoded (``raw``) or as masks
-    (``masked``), or the mean of the masks of all rows of the search (``posterior mean``)."""
-    if output == "posterior mean":
-        return mean_masked_sources(separator.vqvae, last_rows(separator).to(separator.device), mixture, mask_power)
+    (``masked``), or all rows of the search: their masks' mean (``posterior mean``) or the Wiener
+    filter of their mean powers (``posterior Wiener``)."""
+    if output in POSTERIOR_ESTIMATES:
+        return posterior_sources(separator.vqvae, last_rows(separator).to(separator.device), mixture,
+                                 POSTERIOR_ESTIMATES[output], mask_power)
     return codes_to_sources(separator.vqvae, codes.to(separator.device), mixture, output, mask_power)
 
 
@@ -292,6 +297,7 @@ class VariantSettings:
     mean_sampler: str = "ancestral"         # the sampled variant's sampler, rows and temperature, chosen on validation
     mean_rows: int = 32
     mean_temperature: float = 1.0
+    mean_output: str = "posterior mean"     # or "posterior Wiener" (POSTERIOR_ESTIMATES), chosen on validation
     top_pairs: int = 8192
     mask_power: float = 2.0
 
@@ -319,9 +325,10 @@ class VariantSettings:
             chosen["magnitude_weight"] = saved["magnitude_weight"]
         if profile != "quick":
             chosen["spectral_beams"] = saved["spectral_beams"]
-            if saved["estimate"] == "mean":
+            if saved["estimate"] != "map":
+                output = {estimate: out for out, estimate in POSTERIOR_ESTIMATES.items()}[saved["estimate"]]
                 chosen.update(mean_sampler=saved["sampler"], mean_rows=saved["sampler_rows"],
-                              mean_temperature=saved["sampler_temperature"])
+                              mean_temperature=saved["sampler_temperature"], mean_output=output)
         return cls.for_profile(profile, **chosen)
 
 
@@ -422,34 +429,37 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
 
 
 def grid_on_validation(configure, grid: dict | list[dict], dataset, indices, powers=(1.0, 2.0), desc="validation",
-                       output: str = "masked"):
+                       output: str | tuple = "masked"):
     """Score every point of ``grid`` (``{name: values}``, their product; or a list of points) on
-    **validation** chunks: the SDR of ``output`` (``masked``, or ``posterior mean``:
+    **validation** chunks: the SDR of ``output`` (``masked``, or a posterior output:
     :func:`estimate_sources`), mean over classes and chunks. ``configure(**point)`` returns the
-    separator of a point; one search per point and chunk, every mask power scored from its codes.
+    separator of a point; one search per point and chunk, every mask power (and every output, when
+    ``output`` is a tuple of them, then a column of the table) scored from its codes.
 
-    Returns ``(best point with its mask_power, table of mean SDR per point and power)``.
+    Returns ``(best point with its mask_power (and output), table of mean SDR per point and power)``.
     """
     import itertools
 
     points = grid if isinstance(grid, list) else [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     names = list(points[0]) if points else []
+    outputs = output if isinstance(output, tuple) else (output,)
     rows = []
     for point in points:
         separator = configure(**point)
         for index in progress(list(indices), desc=f"{desc} {point}"):
             item = dataset[index]
             codes, _ = search_codes(separator, item["mixture"])
-            for power in powers:
-                estimates = estimate_sources(separator, codes, item["mixture"], output, power)
+            for power, out in itertools.product(powers, outputs):
+                estimates = estimate_sources(separator, codes, item["mixture"], out, power)
                 value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
-                rows.append({**point, "mask_power": power, "id": item["id"], "sdr": float(value.nanmean())})
-    columns = names + ["mask_power"]
+                rows.append({**point, "mask_power": power, **({"output": out} if isinstance(output, tuple) else {}),
+                             "id": item["id"], "sdr": float(value.nanmean())})
+    columns = names + ["mask_power"] + (["output"] if isinstance(output, tuple) else [])
     if not rows:                      # no validation chunk (a tiny smoke-test dataset)
         return None, pd.DataFrame(columns=columns + ["sdr"])
     table = pd.DataFrame(rows).groupby(columns, as_index=False)["sdr"].mean()
     best = table.loc[table["sdr"].idxmax()]
-    kinds = {c: type(points[0][c]) for c in names} | {"mask_power": float}
+    kinds = {c: type(points[0][c]) for c in names} | {"mask_power": float, "output": str}
     return {c: kinds[c](best[c]) for c in columns}, table
 
 
@@ -491,11 +501,13 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
 def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
                               samplers=(("ancestral", 32, 1.0), ("ancestral", 32, 1.3), ("top_p", 32, 1.0)),
                               ) -> tuple[dict, pd.DataFrame]:
-    """Pick the sampler, the number of rows and the sampling temperature of :data:`SAMPLED_LASS` on
-    **validation** chunks, by the SDR of its posterior mean (the mean of the rows' masks), every
-    other setting as chosen before.
+    """Pick the sampler, the number of rows, the sampling temperature and the posterior output
+    (:data:`POSTERIOR_ESTIMATES`: the mean of the rows' masks or the Wiener filter of their mean
+    powers) of :data:`SAMPLED_LASS` on **validation** chunks, by SDR, every other setting as chosen
+    before; both outputs are scored from each search.
 
-    Returns ``({"mean_sampler", "mean_rows", "mean_temperature"}, table of mean SDR per point)``.
+    Returns ``({"mean_sampler", "mean_rows", "mean_temperature", "mean_output"}, table of mean SDR per
+    point and output)``.
     """
     separator = build_variants(settings, checkpoints=checkpoints, device=device, which={SAMPLED_LASS})[0].separator
 
@@ -507,11 +519,12 @@ def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, ch
     points = [{"mean_sampler": str(method), "mean_rows": int(rows), "mean_temperature": float(temperature)}
               for method, rows, temperature in samplers]
     best, table = grid_on_validation(configure, points, dataset, indices, powers=(settings.mask_power,),
-                                     desc="validation posterior mean", output="posterior mean")
+                                     desc="validation posterior", output=tuple(POSTERIOR_ESTIMATES))
     if best is None:
         best = {"mean_sampler": settings.mean_sampler, "mean_rows": settings.mean_rows,
-                "mean_temperature": settings.mean_temperature}
+                "mean_temperature": settings.mean_temperature, "output": "posterior mean"}
     best.pop("mask_power", None)
+    best["mean_output"] = best.pop("output")
     return best, table
 
 
@@ -523,7 +536,8 @@ def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:
     """The whole validation curve of a committed prior ``name``: the curve of each of its ``runs``
     (:func:`sepcore.checkpoints.training_runs` of its metadata, oldest first: the runs that
     ``scripts/promote_continued_prior.py`` promoted), one after the other, CPU time and steps running
-    on. A run's curve is the one of ``<name>.csv`` and ``<name>_<suffix>.csv`` (:data:`CONTINUATIONS`)
+    on, with the ``device`` each run trained on. A run's curve is the one of ``<name>.csv`` and
+    ``<name>_<suffix>.csv`` (:data:`CONTINUATIONS`)
     whose lowest validation loss is the run's ``best_val``; curves of runs that were not promoted
     are left out, whatever their losses."""
     from pathlib import Path
@@ -539,7 +553,7 @@ def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:
         part = match[0]
         if parts:
             part = part.assign(step=part.step + parts[-1].step.max(), cpu_s=part.cpu_s + parts[-1].cpu_s.max())
-        parts.append(part)
+        parts.append(part.assign(device=run.get("device", "cpu")))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -572,25 +586,29 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
             windows = fixed_windows(held, window, n_windows, seed=2)
             K = prior.config.vocab_size
             info = prior.checkpoint_info["metadata"]
-            steps, cpu_seconds = training_totals(info)              # a continued prior: every run
+            steps, _ = training_totals(info)                        # a continued prior: every run
+            _, cpu_seconds = training_totals(info, "cpu")
+            gpu_steps, gpu_seconds = training_totals(info, "cuda")
             with torch.no_grad():
                 nll = prior_nll(prior, windows)
             rows.append({"codec": codec_name, "class": c, "prior_nll": nll, "bigram_nll": ngram_nll(train, windows, K, 2),
                          "unigram_nll": ngram_nll(train, windows, K, 1), "uniform_nll": float(torch.tensor(K).log()),
-                         "steps": steps, "cpu_minutes": round(cpu_seconds / 60, 1),
+                         "steps": steps, "cpu_minutes": round(cpu_seconds / 60, 1), "gpu_steps": gpu_steps,
+                         "gpu_minutes": round(gpu_seconds / 60, 1),
                          "runs": len(training_runs(info)), "train_codes": info.get("train_codes")})
     return pd.DataFrame(rows)
 
 
 def estimate_choice(map_table: pd.DataFrame, mean_table: pd.DataFrame) -> dict:
     """``{"estimate", "sampler", "sampler_rows", "sampler_temperature"}`` for ``sepcore separate --method lass-spectral``:
-    the posterior mean (the best row of ``mean_table``, from :func:`choose_mean_on_validation`) where
-    its validation SDR beats the best beam's (the best row of ``map_table``), else the best beam."""
+    the posterior estimate of the best row of ``mean_table`` (from :func:`choose_mean_on_validation`:
+    ``mean`` or ``wiener``) where its validation SDR beats the best beam's (the best row of
+    ``map_table``), else the best beam (``map``)."""
     if not len(mean_table) or (len(map_table) and mean_table["sdr"].max() <= map_table["sdr"].max()):
         return {"estimate": "map"}
     best = mean_table.loc[mean_table["sdr"].idxmax()]
-    return {"estimate": "mean", "sampler": str(best["mean_sampler"]), "sampler_rows": int(best["mean_rows"]),
-            "sampler_temperature": float(best["mean_temperature"])}
+    return {"estimate": POSTERIOR_ESTIMATES[best.get("output", "posterior mean")], "sampler": str(best["mean_sampler"]),
+            "sampler_rows": int(best["mean_rows"]), "sampler_temperature": float(best["mean_temperature"])}
 
 
 def save_validation_choice(folder, chosen: dict, *, n_chunks: int) -> None:

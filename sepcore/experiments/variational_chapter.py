@@ -1,10 +1,32 @@
-"""The variational chapter's sizes per profile (notebooks/07_variational.md)."""
+"""The variational chapter (notebooks/07_variational.md): amortised variational separation (paper
+002, Eq. 21 with the corrected Eq. 23) against annealed Langevin, on the toy data and on drums + bass.
+
+* :class:`VariationalChapterConfig`: the chapter's sizes per profile;
+* :func:`settings_table`: the encoders' and their training's settings;
+* :func:`separate_timed`: a whole dataset separated in batches, scored, with seconds per second;
+* :func:`toy_comparison`: the variational separator on every toy test mixture, and beside Langevin
+  (same priors) on the first ones, with the trivial estimate, in one run;
+* :func:`prior_preferences`: what each flow prior rewards (own class, other classes, the mixture, silence);
+* :func:`music_comparison`: the same on drums + bass test chunks.
+
+Shapes: toy items have ``sources (K, T)`` and ``mixture (T,)``; estimates ``(N, K, T)``.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import pandas as pd
+import torch
+
+from sepcore.evaluation import evaluate, summarise
+from sepcore.mixing import get_mixing
 from sepcore.profiles import ProfileConfig
+from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
+from sepcore.separation.naive import average
+
+TRIVIAL = "mixture (every source = m)"
 
 
 @dataclass
@@ -23,3 +45,130 @@ class VariationalChapterConfig(ProfileConfig):
     @classmethod
     def quick(cls):
         return cls(n_mixtures=4, n_langevin=4, music_chunk_length=8192, music_n=2, music_n_langevin=1)
+
+
+def settings_table(toy) -> pd.DataFrame:
+    """The settings of the toy encoders ``toy`` (:func:`sepcore.pretrained.get_variational`) and of their training."""
+    config, train = toy.separator.config, toy.train_config
+    return pd.DataFrame([
+        {"setting": "posterior", "value": config.posterior},
+        {"setting": "encoder width × layers", "value": f"{config.width} × {config.n_layers}"},
+        {"setting": "receptive field (samples)", "value": 2 ** (config.n_layers + 1) - 1},
+        {"setting": "parameters (all encoders)", "value": sum(p.numel() for p in toy.separator.parameters())},
+        {"setting": "likelihood σ", "value": config.likelihood_sigma},
+        {"setting": "prior noise level σ_p", "value": config.prior_sigma},
+        {"setting": "steps × batch × segment",
+         "value": f"{toy.history[-1]['step']} × {train.batch_size} × {train.segment_length}"},
+        {"setting": "KL warm-up (fraction of steps)", "value": train.kl_warmup},
+        {"setting": "training wall time (min)", "value": round(toy.train_seconds / 60, 1)},
+        {"setting": "mixing", "value": get_mixing()},
+    ])
+
+
+def separate_timed(dataset, separate_batch, method: str, segment: int, batch_size: int = 25):
+    """``(scores, seconds per separated second, estimates (n, K, T))``: every mixture of ``dataset``
+    separated by ``separate_batch`` in batches of ``batch_size``, then scored in the same order."""
+    mixtures = torch.stack([dataset[i]["mixture"] for i in range(len(dataset))])
+    started = time.perf_counter()
+    estimates = torch.cat([separate_batch(mixtures[i:i + batch_size]) for i in range(0, len(mixtures), batch_size)])
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    queue = iter(zip(mixtures, estimates))
+
+    def precomputed(mixture):
+        expected, estimate = next(queue)
+        assert torch.equal(mixture, expected), "evaluation order differs from separation order"
+        return estimate
+
+    frame = evaluate(dataset, precomputed, method=method)
+    return frame, seconds / (len(dataset) * segment / dataset.sample_rate), estimates
+
+
+@dataclass
+class ToyComparison:
+    """The toy table (per source and over all sources, with seconds per second), its two summaries,
+    both separators' estimates and speeds, and the tag of the rows on the first ``n_langevin`` mixtures."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    overall: pd.DataFrame
+    var_estimates: torch.Tensor
+    lv_estimates: torch.Tensor
+    var_rtf: float
+    var_sub_rtf: float
+    lv_rtf: float
+    tag: str
+    schedule: LangevinConfig
+
+    def sdr(self, method: str, column: str = "sdr_median") -> float:
+        """Over all sources: ``column`` of ``method`` (append :attr:`tag` for the first mixtures)."""
+        return float(self.overall[self.overall.method == method][column].iloc[0])
+
+
+def toy_comparison(test, separator, priors, *, profile: str, n_langevin: int, segment: int, device="cpu",
+                   seed: int = 0) -> ToyComparison:
+    """The variational ``separator`` and the trivial estimate on every mixture of ``test``; on the first
+    ``n_langevin``, in the same run, Langevin with the same ``priors`` (its profile's schedule), the
+    variational separator again and the trivial estimate (Langevin costs hundreds of prior gradients
+    per mixture, so on a CPU it runs on the first mixtures only)."""
+    from sepcore.data.toy import WAVEFORMS, ToyDataset
+
+    def trivial(m):
+        return average(m, len(WAVEFORMS))
+
+    baseline = evaluate(test, trivial, method=TRIVIAL)
+    var_frame, var_rtf, var_estimates = separate_timed(test, separator.separate_batch, "variational", segment)
+    subset = ToyDataset(test.config, "test", n_items=n_langevin)
+    tag = f" [first {n_langevin}]"
+    schedule = LangevinConfig.for_profile(profile)
+    langevin = LangevinSeparator(priors, schedule, device=str(device), seed=seed)
+    lv_frame, lv_rtf, lv_estimates = separate_timed(subset, langevin.separate_batch, "langevin" + tag, segment)
+    var_sub, var_sub_rtf, _ = separate_timed(subset, separator.separate_batch, "variational" + tag, segment)
+    base_sub = evaluate(subset, trivial, method=TRIVIAL + tag)
+    scores = pd.concat([baseline, var_frame, base_sub, var_sub, lv_frame])
+    summary = summarise(scores)
+    overall = summarise(scores.assign(source="all"))
+    table = pd.concat([summary, overall]).drop(columns=["seconds_per_second"], errors="ignore")
+    table["seconds_per_second"] = table.method.map(
+        {"variational": var_rtf, "variational" + tag: var_sub_rtf, "langevin" + tag: lv_rtf}).fillna(0.0)
+    return ToyComparison(table, summary, overall, var_estimates, lv_estimates, var_rtf, var_sub_rtf, lv_rtf, tag, schedule)
+
+
+@torch.no_grad()
+def prior_preferences(test, priors, config, *, segment: int, device="cpu", n: int = 16) -> pd.DataFrame:
+    """Mean ``log p(x | sigma_p)`` (nats per sample) of each flow prior, on the first ``n`` test
+    mixtures' own-class sources, the best other class, the mixture and silence (all zeros), and
+    whether it prefers silence to its own class."""
+    clean = test.batch(range(min(len(test), n)))                    # (n, sources, time)
+    rows = []
+    for k, name in enumerate(config.sources):
+        prior = priors[k].to(device)
+
+        def score(x, prior=prior):
+            return float(prior.log_prob(x.to(device), config.prior_sigma).mean()) / segment
+
+        row = {"prior": name, "own class": score(clean[:, k]), "silence": score(torch.zeros_like(clean[:, k])),
+               "mixture": score(clean.mean(1) if get_mixing() == "mean" else clean.sum(1))}
+        row["best other class"] = max(score(clean[:, j]) for j in range(len(config.sources)) if j != k)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["prefers silence"] = table["silence"] > table["own class"]
+    return table
+
+
+def music_comparison(music, test, *, n: int, n_langevin: int, profile: str, device="cpu", seed: int = 0):
+    """``(scores summary, Langevin separator)`` on drums + bass chunks of ``test``: the trivial estimate
+    and the variational encoders ``music`` (:func:`sepcore.pretrained.get_variational`) on the first
+    ``n``; both, and Langevin with the same priors (``LangevinConfig.music``), on the first ``n_langevin``."""
+    classes = music.separator.config.sources
+    every, first = list(range(n)), list(range(n_langevin))
+    tag = f" [first {n_langevin}]"
+    langevin = LangevinSeparator(music.priors, LangevinConfig.music(profile), device=str(device), seed=seed)
+    scores = pd.concat([
+        evaluate(test, lambda m: average(m, len(classes)), method=TRIVIAL, indices=every),
+        evaluate(test, music.separator.separate, method="variational", indices=every),
+        evaluate(test, music.separator.separate, method="variational" + tag, indices=first),
+        evaluate(test, langevin, method="langevin" + tag, indices=first),
+    ])
+    return summarise(scores), langevin

@@ -51,7 +51,7 @@ from sepcore.separation.masking import (
     check_output,
     codes_to_sources,
     mask_with_waveforms,
-    mean_masked_sources,
+    posterior_sources,
 )
 from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import select
@@ -75,7 +75,7 @@ class LASSConfig(ProfileConfig):
     batched_priors: bool = True         # priors of one architecture as one StackedPriors call per step
     output: str = "raw"                 # raw decodes, or "masked": the mixture masked by them (masking.py)
     mask_power: float = 2.0
-    estimate: str = "map"               # the best row, or "mean": the mean of all rows' masks (masking.py)
+    estimate: str = "map"               # the best row; "mean" / "wiener": all rows' masks / powers (masking.py)
 
     @classmethod
     def images(cls, **overrides):
@@ -237,8 +237,8 @@ class LASSSeparator(Separator):
         self.remap = likelihood.remap_unseen(vqvae.codebook).to(self.device)
         self.config = config or LASSConfig()
         check_output(self.config.output)
-        if check_estimate(self.config.estimate, self.config.output) == "mean" and self.config.refine_steps:
-            raise ValueError('estimate="mean" takes the rows as they are: set refine_steps=0')
+        if check_estimate(self.config.estimate, self.config.output) != "map" and self.config.refine_steps:
+            raise ValueError(f'estimate="{self.config.estimate}" takes the rows as they are: set refine_steps=0')
         self.stacked = stack_priors(self.priors)
         self.last: SearchResult | None = None
 
@@ -254,14 +254,16 @@ class LASSSeparator(Separator):
     @torch.no_grad()
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
         """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample
-        (``estimate="map"``), or the mean of all rows' masks (``"mean"``, for samplers)."""
+        (``estimate="map"``), or, for samplers, the mean of all rows' masks (``"mean"``) or the Wiener
+        filter of their mean powers (``"wiener"``, :func:`~sepcore.separation.masking.posterior_sources`)."""
         T = mixture.shape[-1]
         padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1))
         result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
                              self.stacked)
         self.last = result
-        if self.config.estimate == "mean":
-            return mean_masked_sources(self.vqvae, result.codes[0], mixture.reshape(-1), self.config.mask_power)
+        if self.config.estimate != "map":
+            return posterior_sources(self.vqvae, result.codes[0], mixture.reshape(-1), self.config.estimate,
+                                     self.config.mask_power)
         best = result.score[0].argmax()
         codes = result.codes[0, best]                                             # (N, S)
         if self.config.refine_steps:
@@ -364,8 +366,8 @@ class LASSSeparator(Separator):
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
         method, estimate, temperature = "beam", "map", 1.0
-        if defaults["estimate"] == "mean" and output == "masked":     # rows drawn by a sampler, their masks averaged
-            method, estimate, temperature = defaults["sampler"], "mean", defaults["sampler_temperature"]
+        if defaults["estimate"] != "map" and output == "masked":     # rows drawn by a sampler, all of them used
+            method, estimate, temperature = defaults["sampler"], defaults["estimate"], defaults["sampler_temperature"]
             n_beams = defaults["sampler_rows"] if n_rows < 0 else n_rows
         config = LASSConfig(method=method, n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
                             mask_power=defaults["mask_power"], estimate=estimate, temperature=temperature)

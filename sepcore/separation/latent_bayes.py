@@ -56,7 +56,7 @@ from sepcore.separation.masking import (
     check_output,
     codes_to_sources,
     mask_with_waveforms,
-    mean_masked_sources,
+    posterior_sources,
 )
 from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import chunk_for_budget, select
@@ -79,7 +79,7 @@ class LatentBayesConfig(ProfileConfig):
     output: str = "raw"                # raw decodes, or "masked": the mixture masked by them (masking.py)
     mask_power: float = 2.0
     likelihood_weight: float = 1.0     # scales a likelihood of the mixture's frames (in place of Eq. 6)
-    estimate: str = "map"              # the chosen candidate, or "mean": the mean of all candidates' masks
+    estimate: str = "map"              # the chosen candidate; "mean" / "wiener": all candidates' masks / powers
 
     @classmethod
     def quick(cls):
@@ -182,8 +182,8 @@ class LatentBayesSeparator(Separator):
                                  "train the prior on codes of this VQ-VAE")
         self.config = config or LatentBayesConfig()
         check_output(self.config.output)
-        if check_estimate(self.config.estimate, self.config.output) == "mean" and self.config.alpha != 0:
-            raise ValueError('estimate="mean" averages every candidate: rejection (alpha != 0) does not apply')
+        if check_estimate(self.config.estimate, self.config.output) != "map" and self.config.alpha != 0:
+            raise ValueError(f'estimate="{self.config.estimate}" uses every candidate: rejection (alpha != 0) does not apply')
         if likelihood is not None and (self.n_sources != 2 or not likelihood.binds_mixture):
             raise ValueError("a mixture-frame likelihood (bind, bound) replaces Eq. 6 for two sources only")
         self.likelihood = likelihood
@@ -269,13 +269,15 @@ class LatentBayesSeparator(Separator):
         """``(T,) -> (N, T)``: the rejection-selected candidate with ``config.alpha``.
 
         With ``alpha = 0`` the choice needs only the prior scores, so only the chosen candidate is
-        decoded (the same output as decoding all B and picking it). ``estimate="mean"``: no choice,
-        the mean of all B candidates' masks (:func:`~sepcore.separation.masking.mean_masked_sources`).
+        decoded (the same output as decoding all B and picking it). ``estimate="mean"`` or ``"wiener"``:
+        no choice, all B candidates' masks averaged or their powers' Wiener filter
+        (:func:`~sepcore.separation.masking.posterior_sources`).
         """
         flat = mixture.reshape(-1)
-        if self.config.estimate == "mean":
+        if self.config.estimate != "map":
             candidates = self.sample(mixture, decode=False)
-            return mean_masked_sources(self.vqvae, candidates.codes.to(self.device), flat, self.config.mask_power)
+            return posterior_sources(self.vqvae, candidates.codes.to(self.device), flat, self.config.estimate,
+                                     self.config.mask_power)
         if self.config.alpha != 0:
             candidates = self.sample(mixture)
             chosen = candidates.estimates[int(rejection_scores(candidates, mixture, self.config.alpha).argmax())]

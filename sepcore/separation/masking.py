@@ -22,6 +22,16 @@ masked estimate is linear in the mask, so the average of the R masks,
 is the Monte Carlo posterior mean of the masked estimate: the Bayes estimate under squared
 error, where the best row alone is a MAP estimate. It needs diverse rows (samples): the final
 beams of a beam search share almost their whole path.
+
+**Posterior Wiener filter** (:func:`wiener_sources`, our extension). The Wiener filter of a
+Gaussian source model divides the sources' **power** spectra; with the rows as posterior samples,
+the posterior mean of each source's power is the average of the rows' ``|V_k|^p``, so
+
+    M_k = (1/R) sum_r |V_k(z^(r))|^p / sum_j (1/R) sum_r |V_j(z^(r))|^p,
+
+a mask from the averaged powers instead of an average of per-row masks. Rows where a source is
+loud weigh in with their power rather than with a ratio that saturates at one. With one row both
+estimates are the masked output of that row. Validation chooses between them.
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ from sepcore.separation.blind.stft import STFTConfig, apply_masks, ratio_masks, 
 
 MASK_STFT = STFTConfig(n_fft=1024, hop_length=256)
 OUTPUTS = ("raw", "masked")
-ESTIMATES = ("map", "mean")           # the best row, or the posterior mean of all rows' masks
+#: The best row, the posterior mean of all rows' masks, or the Wiener filter of their mean powers.
+ESTIMATES = ("map", "mean", "wiener")
 
 
 def check_output(output: str) -> str:
@@ -43,12 +54,21 @@ def check_output(output: str) -> str:
 
 
 def check_estimate(estimate: str, output: str) -> str:
-    """``map`` (the best row) or ``mean`` (:func:`mean_masked_sources`, defined on masks: ``output="masked"``)."""
+    """``map`` (the best row), ``mean`` (:func:`mean_masked_sources`) or ``wiener``
+    (:func:`wiener_sources`); the last two are masks of every row: ``output="masked"``."""
     if estimate not in ESTIMATES:
         raise ValueError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
-    if estimate == "mean" and output != "masked":
-        raise ValueError('estimate="mean" averages masks: it needs output="masked"')
+    if estimate != "map" and output != "masked":
+        raise ValueError(f'estimate="{estimate}" masks the mixture with every row: it needs output="masked"')
     return estimate
+
+
+def _fit_frames(magnitudes: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(..., F, S)`` -> ``(..., F, frames)`` float64: a decode one frame short repeats its last frame."""
+    magnitudes = magnitudes.detach().cpu().double()
+    if magnitudes.shape[-1] < frames:
+        magnitudes = F.pad(magnitudes, (0, frames - magnitudes.shape[-1]), mode="replicate")
+    return magnitudes[..., :frames]
 
 
 def mask_with_magnitudes(mixture: torch.Tensor, magnitudes: torch.Tensor, config: STFTConfig = MASK_STFT,
@@ -56,11 +76,7 @@ def mask_with_magnitudes(mixture: torch.Tensor, magnitudes: torch.Tensor, config
     """``mixture (T,)``, non-negative ``magnitudes (N, F, S)`` on ``config``'s STFT (``S`` may be one
     frame short: the last frame is repeated) -> ``(N, T)`` masked estimates."""
     mixture = torch.as_tensor(mixture).detach().cpu().reshape(-1)
-    frames = mixture.shape[0] // config.hop_length + 1
-    magnitudes = magnitudes.detach().cpu().double()
-    if magnitudes.shape[-1] < frames:
-        magnitudes = F.pad(magnitudes, (0, frames - magnitudes.shape[-1]), mode="replicate")
-    masks = ratio_masks(magnitudes[..., :frames].numpy(), power=power)
+    masks = ratio_masks(_fit_frames(magnitudes, mixture.shape[0] // config.hop_length + 1).numpy(), power=power)
     return apply_masks(mixture, masks, config)
 
 
@@ -71,24 +87,36 @@ def mask_with_waveforms(mixture: torch.Tensor, estimates: torch.Tensor, config: 
     return mask_with_magnitudes(mixture, stft(estimates, config).abs(), config, power)
 
 
+def magnitudes_of_codes(codec, codes: torch.Tensor, length: int) -> tuple[torch.Tensor, STFTConfig]:
+    """``codes (R, N, S)`` -> ``(R, N, F, frames)`` float64 magnitudes of each row's decode on the
+    STFT that masks a mixture of ``length`` samples (the spectral codec's own, else :data:`MASK_STFT`),
+    and that :class:`STFTConfig`."""
+    R, N, S = codes.shape
+    if hasattr(codec, "decode_magnitude"):
+        config = STFTConfig(n_fft=codec.config.n_fft, hop_length=codec.config.hop)
+        magnitudes = codec.decode_magnitude(codes.reshape(R * N, S))
+    else:
+        config = MASK_STFT
+        magnitudes = stft(codec.decode(codes.reshape(R * N, S)).detach().float().cpu()[..., :length], config).abs()
+    frames = length // config.hop_length + 1
+    return _fit_frames(magnitudes, frames).reshape(R, N, -1, frames), config
+
+
 def masks_of_codes(codec, codes: torch.Tensor, mixture: torch.Tensor, power: float = 2.0):
     """``codes (R, N, S)`` -> ``(R, N, F, frames)`` float64 ratio masks of each row's decode on the
     STFT they are applied with, and that :class:`STFTConfig`."""
-    R, N, S = codes.shape
-    T = mixture.shape[-1]
-    if hasattr(codec, "decode_magnitude"):
-        config = STFTConfig(n_fft=codec.config.n_fft, hop_length=codec.config.hop)
-        magnitudes = codec.decode_magnitude(codes.reshape(R * N, S)).detach().cpu().double()
-    else:
-        config = MASK_STFT
-        decoded = codec.decode(codes.reshape(R * N, S)).detach().float().cpu()[..., :T]
-        magnitudes = stft(decoded, config).abs().double()
-    frames = T // config.hop_length + 1
-    if magnitudes.shape[-1] < frames:
-        magnitudes = F.pad(magnitudes, (0, frames - magnitudes.shape[-1]), mode="replicate")
-    by_source = magnitudes[..., :frames].reshape(R, N, -1, frames).transpose(0, 1)    # (N, R, F, frames)
-    masks = torch.from_numpy(ratio_masks(by_source.numpy(), power=power))           # normalised over sources
+    magnitudes, config = magnitudes_of_codes(codec, codes, mixture.shape[-1])
+    masks = torch.from_numpy(ratio_masks(magnitudes.transpose(0, 1).numpy(), power=power))   # over sources
     return masks.transpose(0, 1), config
+
+
+def _row_weights(weights, R: int) -> torch.Tensor:
+    if weights is None:
+        return torch.full((R,), 1.0 / R, dtype=torch.float64)
+    weights = torch.as_tensor(weights, dtype=torch.float64).cpu()
+    if weights.shape != (R,) or (weights < 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
+        raise ValueError(f"weights must be {R} non-negative numbers summing to one")
+    return weights
 
 
 @torch.no_grad()
@@ -98,13 +126,32 @@ def mean_masked_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, power
     by the (``weights (R,)``-weighted, default uniform) mean of the rows' masks: the Monte Carlo
     posterior mean when the rows are posterior samples (module docstring)."""
     mixture = torch.as_tensor(mixture).detach().cpu().reshape(-1)
+    weights = _row_weights(weights, codes.shape[0])
     masks, config = masks_of_codes(codec, codes, mixture, power)                  # (R, N, F, frames)
-    if weights is None:
-        weights = torch.full((codes.shape[0],), 1.0 / codes.shape[0], dtype=torch.float64)
-    weights = torch.as_tensor(weights, dtype=torch.float64).cpu()
-    if weights.shape != (codes.shape[0],) or (weights < 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
-        raise ValueError(f"weights must be {codes.shape[0]} non-negative numbers summing to one")
     return apply_masks(mixture, torch.tensordot(weights, masks, dims=1), config)
+
+
+@torch.no_grad()
+def wiener_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, power: float = 2.0,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``codes (R, N, S)``: R code sequences of one mixture ``(T,)`` -> ``(N, T)``, the mixture masked
+    by the ratio of the rows' (``weights (R,)``-weighted) mean powers ``|V_k|^power`` (module
+    docstring: the posterior Wiener filter)."""
+    mixture = torch.as_tensor(mixture).detach().cpu().reshape(-1)
+    weights = _row_weights(weights, codes.shape[0])
+    magnitudes, config = magnitudes_of_codes(codec, codes, mixture.shape[0])      # (R, N, F, frames)
+    mean_power = torch.tensordot(weights, magnitudes.clamp_min(0) ** power, dims=1)  # (N, F, frames)
+    return apply_masks(mixture, ratio_masks(mean_power.numpy(), power=1.0), config)
+
+
+def posterior_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, estimate: str, power: float = 2.0):
+    """``codes (R, N, S)`` -> ``(N, T)`` by the posterior ``estimate`` over all rows: ``mean``
+    (:func:`mean_masked_sources`) or ``wiener`` (:func:`wiener_sources`)."""
+    if estimate == "mean":
+        return mean_masked_sources(codec, codes, mixture, power)
+    if estimate == "wiener":
+        return wiener_sources(codec, codes, mixture, power)
+    raise ValueError(f'a posterior estimate is "mean" or "wiener", got {estimate!r}')
 
 
 def with_output(separator, output: str):

@@ -130,8 +130,8 @@ def fit_flow(dataset: str, source: str, plan, out, *, profile: str = "default", 
     """
     import pandas as pd
 
+    from sepcore.paths import training_tables
     from sepcore.train.fit import fit
-    from sepcore.train.prior_fit import training_tables
     from sepcore.train.score_prior import crop_source
 
     seed_everything(seed)

@@ -92,7 +92,7 @@ def train_digits_vqvae(config: DigitsLASSConfig, images: torch.Tensor, validatio
     """2-D VQ-VAE on ``images (N, 28, 28)`` (mixtures of batch halves are reconstructed too, sum
     mixing) through :func:`sepcore.train.fit.fit`, the objective of ``validation`` images at
     intervals; returns the best-validation model."""
-    from sepcore.train.prior_fit import training_tables
+    from sepcore.paths import training_tables
 
     seed_everything(config.seed)
     vq_config = VQVAEConfig.digits().replace(codebook_size=config.codebook_size, width=config.width,
@@ -121,7 +121,8 @@ def train_digits_prior(config: DigitsLASSConfig, codes: torch.Tensor, validation
                        device="cpu") -> TransformerPrior:
     """The class-agnostic GPT prior over the raster-ordered codes ``(N, 49)`` through
     :func:`sepcore.train.fit.fit`, the NLL of the ``validation`` codes at intervals."""
-    from sepcore.train.prior_fit import prior_nll, training_tables
+    from sepcore.paths import training_tables
+    from sepcore.train.prior_fit import prior_nll
 
     seed_everything(config.seed)
     prior_config = PriorConfig(vocab_size=config.codebook_size, block_size=codes.shape[1], n_layer=config.prior_layers,

@@ -29,16 +29,10 @@ import torch.nn.functional as F
 
 from sepcore.checkpoints import load_model, save_checkpoint
 from sepcore.models.transformer import PriorConfig, TransformerPrior
+from sepcore.paths import training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
 from sepcore.utils import file_sha256, progress, resolve_device, save_atomic, seed_everything
-
-
-def training_tables(profile: str) -> Path:
-    """Where learning curves go: ``tables/training`` for ``default``, a scratch folder otherwise."""
-    from sepcore.book import table_root
-
-    return table_root(profile) / "training"
 
 
 @dataclass

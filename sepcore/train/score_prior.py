@@ -32,10 +32,9 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.score_prior import ScorePrior, ScorePriorConfig
-from sepcore.paths import CHECKPOINTS
+from sepcore.paths import CHECKPOINTS, training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
-from sepcore.train.prior_fit import training_tables
 from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.utils import seed_everything
 

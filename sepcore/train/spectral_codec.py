@@ -17,9 +17,9 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.spectral_codec import SpectralCodec, SpectralCodecConfig
+from sepcore.paths import training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
-from sepcore.train.prior_fit import training_tables
 from sepcore.train.safe_paths import refuse_committed_path
 from sepcore.train.stems import stem_source
 from sepcore.utils import seed_everything

@@ -117,7 +117,7 @@ def train(config: ConvTasNetConfig, data_root: Path, out: Path, device: str = "a
     ``stems`` (class -> object with ``random_crops``) and ``val_batches`` (:func:`validation_batches`)
     replace the dataset's; the final museval SDR is scored only on the dataset's validation split.
     The curve goes to ``tables/training/<out stem>.csv`` of ``profile``."""
-    from sepcore.train.prior_fit import training_tables
+    from sepcore.paths import training_tables
 
     out, device = Path(out), resolve_device(device)
     plan = plan or training_plan(config)

@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or default_out)
     refuse_committed_path(out, args.profile)
     state_path = out.with_name(out.name + ".state.pt")
-    from sepcore.train.prior_fit import training_tables
+    from sepcore.paths import training_tables
 
     curve_path = training_tables(args.profile) / f"variational_{out.stem}.csv"
     common = {"seed": args.seed, "device": args.device, "overrides": overrides, "train_overrides": train_overrides,

@@ -28,6 +28,7 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.paths import training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
 from sepcore.train.budget import cpu_clock
@@ -202,15 +203,11 @@ def fit_vqvae(config: VQVAETrainConfig, plan: FitPlan, out, *, model_config: VQV
                                              **{f"val_{k}": round(v, 6) for k, v in losses.items()}, **info})
 
     result = fit(model, loss_fn, val_fn, plan, state_path=out.with_name(out.name + ".state.pt"), config=run_config,
-                 curve_path=_training_tables(config.profile) / f"{out.stem}.csv", name=f"{model_config.name} {out.stem}",
+                 curve_path=training_tables(config.profile) / f"{out.stem}.csv", name=f"{model_config.name} {out.stem}",
                  on_checkpoint=on_checkpoint, log=log)
     return model.eval(), result
 
 
-def _training_tables(profile: str):
-    from sepcore.train.prior_fit import training_tables
-
-    return training_tables(profile)
 
 
 def main(argv=None) -> None:
