@@ -365,6 +365,7 @@ def test_the_posterior_mean_replaces_the_best_beam_only_where_validation_says_so
     by_output = better.assign(output=["posterior mean", "posterior Wiener"])     # the best row's output decides
     assert estimate_choice(beams, by_output)["estimate"] == "wiener"
     assert estimate_choice(beams, by_output.assign(sdr=[5.6, 5.5]))["estimate"] == "mean"
+    assert estimate_choice(beams, by_output.assign(mask_power=[1.0, 2.0]))["posterior_power"] == 2.0
 
 
 def test_only_sampled_rows_get_a_posterior_mean_output():

@@ -171,3 +171,10 @@ def test_variant_settings_read_the_validation_choice(tmp_path):
     assert (chosen.spectral_likelihood_weight, chosen.mask_power, chosen.magnitude_weight, chosen.spectral_beams) == \
         (1.0, 1.0, 10.0, 32)
     assert VariantSettings.chosen_on_validation("quick", tmp_path).spectral_beams == 2
+    assert chosen.posterior_power is None                           # the best beam: no posterior output chosen
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps(
+        {"likelihood_weight": 1.0, "mask_power": 1.0, "magnitude_weight": 10.0, "spectral_beams": 32,
+         "estimate": "wiener", "sampler": "ancestral", "sampler_rows": 8, "sampler_temperature": 1.3, "posterior_power": 2.0}))
+    sampled = VariantSettings.chosen_on_validation("default", tmp_path)
+    assert (sampled.mean_output, sampled.mean_rows, sampled.posterior_power, sampled.mask_power) == \
+        ("posterior Wiener", 8, 2.0, 1.0)

@@ -148,3 +148,29 @@ def test_the_wiener_estimate_needs_masked_output_and_is_what_both_methods_return
     with pytest.raises(ValueError, match="alpha"):
         LatentBayesSeparator(codec, [prior, prior], LatentBayesConfig(output="masked", estimate="wiener", alpha=0.5),
                              device="cpu")
+
+
+def test_lass_spectral_takes_the_estimate_and_its_power_chosen_on_validation(tmp_path):
+    """``LASSSeparator.from_spectral`` reads lass_spectral_settings.json: the posterior estimate runs the
+    chosen sampler and masks with ``posterior_power``; the best beam keeps ``mask_power``."""
+    import json
+
+    from sepcore.separation.latent_models import SPECTRAL_SETTINGS
+    from sepcore.utils import REPO_ROOT
+
+    committed = REPO_ROOT / "checkpoints"
+    (tmp_path / "latents").mkdir()
+    (tmp_path / "lass").mkdir()
+    for name in ("spectral.pt", "prior_spectral_drums.pt", "prior_spectral_bass.pt"):
+        (tmp_path / "latents" / name).symlink_to(committed / "latents" / name)
+    (tmp_path / "lass" / "counts_spectral_drums_bass.pt").symlink_to(committed / "lass" / "counts_spectral_drums_bass.pt")
+    settings = {"likelihood_weight": 3.0, "mask_power": 1.0, "magnitude_weight": 0.0, "spectral_beams": 4,
+                "estimate": "wiener", "sampler": "ancestral", "sampler_rows": 8, "sampler_temperature": 1.3,
+                "posterior_power": 2.0}
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps(settings))
+    config = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=tmp_path / "latents", device="cpu").config
+    assert (config.estimate, config.method, config.n_rows, config.temperature, config.mask_power) == \
+        ("wiener", "ancestral", 8, 1.3, 2.0)
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**settings, "estimate": "map"}))
+    config = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=tmp_path / "latents", device="cpu").config
+    assert (config.estimate, config.method, config.n_rows, config.mask_power) == ("map", "beam", 4, 1.0)

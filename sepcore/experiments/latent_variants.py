@@ -158,12 +158,14 @@ def _score_rows(method, family, item, estimates, seconds, classes, sample_rate, 
 
 
 def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict, baselines: dict,
-                      mask_power: float = 2.0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every variant (raw and masked), the baselines and the codec ceilings on ``dataset[indices]``.
+                      mask_power: float = 2.0, posterior_power: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every variant (each of its :func:`outputs_of`), the baselines and the codec ceilings on ``dataset[indices]``.
 
     Args:
         codecs: ``{label: codec}`` whose ceilings (ORACLE) are scored, raw and masked.
         baselines: ``{label: (family, separate)}``, e.g. the mixture and HPSS.
+        mask_power: the power of the masked outputs; ``posterior_power`` that of the posterior
+            outputs (``mask_power`` when ``None``).
 
     Returns:
         ``(scores, diagnostics)``: per (method, chunk, source) rows in the layout of
@@ -199,7 +201,8 @@ def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict
             searched = time.perf_counter() - started
             for output in outputs_of(separator):
                 started = time.perf_counter()
-                estimates = estimate_sources(separator, codes, mixture, output, mask_power)
+                power = posterior_power if output in POSTERIOR_ESTIMATES and posterior_power else mask_power
+                estimates = estimate_sources(separator, codes, mixture, output, power)
                 seconds = searched + time.perf_counter() - started
                 rows += _score_rows(f"{variant.label}, {output}", "generative", item, estimates, seconds, classes, sr, pair)
             truth = true_codes(separator.vqvae, item["sources"])
@@ -298,6 +301,7 @@ class VariantSettings:
     mean_rows: int = 32
     mean_temperature: float = 1.0
     mean_output: str = "posterior mean"     # or "posterior Wiener" (POSTERIOR_ESTIMATES), chosen on validation
+    posterior_power: float | None = None    # the power of the posterior outputs (None: mask_power), chosen on validation
     top_pairs: int = 8192
     mask_power: float = 2.0
 
@@ -328,7 +332,8 @@ class VariantSettings:
             if saved["estimate"] != "map":
                 output = {estimate: out for out, estimate in POSTERIOR_ESTIMATES.items()}[saved["estimate"]]
                 chosen.update(mean_sampler=saved["sampler"], mean_rows=saved["sampler_rows"],
-                              mean_temperature=saved["sampler_temperature"], mean_output=output)
+                              mean_temperature=saved["sampler_temperature"], mean_output=output,
+                              posterior_power=saved["posterior_power"])
         return cls.for_profile(profile, **chosen)
 
 
@@ -500,14 +505,14 @@ def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, 
 
 def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
                               samplers=(("ancestral", 32, 1.0), ("ancestral", 32, 1.3), ("top_p", 32, 1.0)),
-                              ) -> tuple[dict, pd.DataFrame]:
-    """Pick the sampler, the number of rows, the sampling temperature and the posterior output
+                              powers=(1.0, 2.0)) -> tuple[dict, pd.DataFrame]:
+    """Pick the sampler, the number of rows, the sampling temperature, the posterior output
     (:data:`POSTERIOR_ESTIMATES`: the mean of the rows' masks or the Wiener filter of their mean
-    powers) of :data:`SAMPLED_LASS` on **validation** chunks, by SDR, every other setting as chosen
-    before; both outputs are scored from each search.
+    powers) and its power of :data:`SAMPLED_LASS` on **validation** chunks, by SDR, every other
+    setting as chosen before; every output and power is scored from each search.
 
-    Returns ``({"mean_sampler", "mean_rows", "mean_temperature", "mean_output"}, table of mean SDR per
-    point and output)``.
+    Returns ``({"mean_sampler", "mean_rows", "mean_temperature", "mean_output", "posterior_power"},
+    table of mean SDR per point, power and output)``.
     """
     separator = build_variants(settings, checkpoints=checkpoints, device=device, which={SAMPLED_LASS})[0].separator
 
@@ -518,13 +523,12 @@ def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, ch
 
     points = [{"mean_sampler": str(method), "mean_rows": int(rows), "mean_temperature": float(temperature)}
               for method, rows, temperature in samplers]
-    best, table = grid_on_validation(configure, points, dataset, indices, powers=(settings.mask_power,),
+    best, table = grid_on_validation(configure, points, dataset, indices, powers=tuple(powers),
                                      desc="validation posterior", output=tuple(POSTERIOR_ESTIMATES))
     if best is None:
         best = {"mean_sampler": settings.mean_sampler, "mean_rows": settings.mean_rows,
-                "mean_temperature": settings.mean_temperature, "output": "posterior mean"}
-    best.pop("mask_power", None)
-    best["mean_output"] = best.pop("output")
+                "mean_temperature": settings.mean_temperature, "output": "posterior mean", "mask_power": settings.mask_power}
+    best["mean_output"], best["posterior_power"] = best.pop("output"), float(best.pop("mask_power"))
     return best, table
 
 
@@ -600,15 +604,17 @@ def prior_nll_table(checkpoints, codecs=("vqvae", "spectral"), classes=("drums",
 
 
 def estimate_choice(map_table: pd.DataFrame, mean_table: pd.DataFrame) -> dict:
-    """``{"estimate", "sampler", "sampler_rows", "sampler_temperature"}`` for ``sepcore separate --method lass-spectral``:
+    """``{"estimate", "sampler", "sampler_rows", "sampler_temperature"[, "posterior_power"]}`` for
+    ``sepcore separate --method lass-spectral``:
     the posterior estimate of the best row of ``mean_table`` (from :func:`choose_mean_on_validation`:
     ``mean`` or ``wiener``) where its validation SDR beats the best beam's (the best row of
     ``map_table``), else the best beam (``map``)."""
     if not len(mean_table) or (len(map_table) and mean_table["sdr"].max() <= map_table["sdr"].max()):
         return {"estimate": "map"}
     best = mean_table.loc[mean_table["sdr"].idxmax()]
-    return {"estimate": POSTERIOR_ESTIMATES[best.get("output", "posterior mean")], "sampler": str(best["mean_sampler"]),
-            "sampler_rows": int(best["mean_rows"]), "sampler_temperature": float(best["mean_temperature"])}
+    chosen = {"estimate": POSTERIOR_ESTIMATES[best.get("output", "posterior mean")], "sampler": str(best["mean_sampler"]),
+              "sampler_rows": int(best["mean_rows"]), "sampler_temperature": float(best["mean_temperature"])}
+    return chosen | ({"posterior_power": float(best["mask_power"])} if "mask_power" in best else {})
 
 
 def save_validation_choice(folder, chosen: dict, *, n_chunks: int) -> None:

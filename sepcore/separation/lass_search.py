@@ -365,12 +365,12 @@ class LASSSeparator(Separator):
             likelihood = MagnitudeLikelihood(codec, counts=likelihood,
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
-        method, estimate, temperature = "beam", "map", 1.0
+        method, estimate, temperature, power = "beam", "map", 1.0, defaults["mask_power"]
         if defaults["estimate"] != "map" and output == "masked":     # rows drawn by a sampler, all of them used
             method, estimate, temperature = defaults["sampler"], defaults["estimate"], defaults["sampler_temperature"]
-            n_beams = defaults["sampler_rows"] if n_rows < 0 else n_rows
+            n_beams, power = defaults["sampler_rows"] if n_rows < 0 else n_rows, defaults["posterior_power"]
         config = LASSConfig(method=method, n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
-                            mask_power=defaults["mask_power"], estimate=estimate, temperature=temperature)
+                            mask_power=power, estimate=estimate, temperature=temperature)
         return cls(codec, priors, likelihood, config, device=device).described(sources, codec.config.sample_rate)
 
 

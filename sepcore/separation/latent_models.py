@@ -35,13 +35,17 @@ def spectral_lass_defaults(folder) -> dict:
     """The settings chosen on validation by the LASS audio chapter
     (``<folder>/../lass/lass_spectral_settings.json``, ``folder`` the latent checkpoints): the
     counts' weight lambda, the mask power, and, when chosen, the magnitude likelihood's weight
-    (0: counts alone), the beam count and the estimate (``map``: the best beam; ``mean``: the mean
-    of the masks of ``sampler_rows`` rows drawn by ``sampler`` at ``sampler_temperature``). lambda = 3, p = 2, counts alone,
-    10 beams and the best beam when the file is absent."""
+    (0: counts alone), the beam count and the estimate (``map``: the best beam; ``mean`` / ``wiener``:
+    the mean of the masks, or the Wiener filter of the mean powers, of ``sampler_rows`` rows drawn by
+    ``sampler`` at ``sampler_temperature``, with the power ``posterior_power``, the mask power when
+    none was chosen). lambda = 3, p = 2, counts alone, 10 beams and the best beam when the file is absent."""
     defaults = {"likelihood_weight": 3.0, "mask_power": 2.0, "magnitude_weight": 0.0, "spectral_beams": 10,
-                "estimate": "map", "sampler": "beam", "sampler_rows": 10, "sampler_temperature": 1.0}
+                "estimate": "map", "sampler": "beam", "sampler_rows": 10, "sampler_temperature": 1.0,
+                "posterior_power": 0.0}
     path = Path(folder).parent / "lass" / SPECTRAL_SETTINGS
     if path.exists():
         saved = json.loads(path.read_text())
         defaults.update({k: type(v)(saved[k]) for k, v in defaults.items() if k in saved})
+    if defaults["posterior_power"] <= 0:
+        defaults["posterior_power"] = defaults["mask_power"]
     return defaults
