@@ -33,13 +33,22 @@ def waveform_codec():
                              code_dim=4)).eval()
 
 
+def tiny_search_models():
+    """A waveform codec, a prior for both sources, the count likelihood of random pairs, and a mixture."""
+    codec = waveform_codec()
+    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
+    x = torch.randn(2, 8, 2048)
+    return codec, prior, fit_count_likelihood(codec, x[0], x[1]), 0.5 * (x[0, 0] + x[1, 0])
+
+
+@pytest.mark.parametrize("posterior", [mean_masked_sources, wiener_sources])
 @pytest.mark.parametrize("make_codec, hop, steps", [(spectral_codec, 16, 64), (waveform_codec, 4, 512)])
-def test_the_mean_of_one_row_is_that_rows_masked_output(make_codec, hop, steps):
+def test_a_posterior_estimate_of_one_row_is_that_rows_masked_output(make_codec, hop, steps, posterior):
     codec = make_codec()
     codes = torch.randint(0, 8, (1, 2, steps))
     m = torch.randn(steps * hop) * 0.1
     for power in (1.0, 2.0):
-        assert torch.allclose(mean_masked_sources(codec, codes, m, power),
+        assert torch.allclose(posterior(codec, codes, m, power),
                               codes_to_sources(codec, codes[0], m, "masked", power), atol=1e-6)
 
 
@@ -78,11 +87,7 @@ def test_the_mean_needs_masked_output_and_rows_as_they_are():
 
 
 def test_lass_and_latent_bayes_average_every_row_of_their_search():
-    codec = waveform_codec()
-    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
-    x = torch.randn(2, 8, 2048)
-    likelihood = fit_count_likelihood(codec, x[0], x[1])
-    m = 0.5 * (x[0, 0] + x[1, 0])
+    codec, prior, likelihood, m = tiny_search_models()
     lass = LASSSeparator(codec, [prior, prior], likelihood,
                          LASSConfig(method="ancestral", n_rows=6, output="masked", estimate="mean"), device="cpu")
     out = lass.separate(m)
@@ -97,16 +102,6 @@ def test_lass_and_latent_bayes_average_every_row_of_their_search():
     out = bayes.separate(m)
     assert torch.allclose(out, mean_masked_sources(codec, bayes.last.codes, m), atol=1e-6)
     assert torch.allclose(mix(out, dim=0), m, atol=1e-5)
-
-
-@pytest.mark.parametrize("make_codec, hop, steps", [(spectral_codec, 16, 64), (waveform_codec, 4, 512)])
-def test_the_wiener_filter_of_one_row_is_that_rows_masked_output(make_codec, hop, steps):
-    codec = make_codec()
-    codes = torch.randint(0, 8, (1, 2, steps))
-    m = torch.randn(steps * hop) * 0.1
-    for power in (1.0, 2.0):
-        assert torch.allclose(wiener_sources(codec, codes, m, power),
-                              codes_to_sources(codec, codes[0], m, "masked", power), atol=1e-6)
 
 
 def test_the_wiener_filter_divides_the_rows_mean_powers():
@@ -132,11 +127,7 @@ def test_the_wiener_filter_divides_the_rows_mean_powers():
 def test_the_wiener_estimate_needs_masked_output_and_is_what_both_methods_return():
     with pytest.raises(ValueError, match="needs output"):
         check_estimate("wiener", "raw")
-    codec = waveform_codec()
-    prior = TransformerPrior(PriorConfig(vocab_size=8, block_size=32, n_layer=1, n_head=1, n_embd=8)).eval()
-    x = torch.randn(2, 8, 2048)
-    likelihood = fit_count_likelihood(codec, x[0], x[1])
-    m = 0.5 * (x[0, 0] + x[1, 0])
+    codec, prior, likelihood, m = tiny_search_models()
     lass = LASSSeparator(codec, [prior, prior], likelihood,
                          LASSConfig(method="ancestral", n_rows=6, output="masked", estimate="wiener"), device="cpu")
     out = lass.separate(m)
