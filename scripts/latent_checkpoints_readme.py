@@ -182,9 +182,9 @@ def main():
                 steps = " + ".join([*(f"{run['step']:,}" for run in earlier), steps])
                 best_step = " + ".join([*(f"{run['best_step']:,}" for run in earlier), best_step])   # each run began at the best before
                 cpu = " + ".join([*(f"{run['cpu_seconds'] / 60:.1f}" for run in earlier), cpu])
+                loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
             if meta.get("device") == "cuda":
                 cpu += " (the last on a GPU)"
-                loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
             new_rows.append(f"| `{path.relative_to(FOLDER)}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
                             f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")
             continue
