@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from sepcore.checkpoints import training_runs
+from sepcore.checkpoints import run_device, training_runs
 from sepcore.experiments.latent_variants import CONTINUATIONS
 from sepcore.experiments.latents import LIN_WEIGHT_FOLDER
 from sepcore.utils import file_sha256
@@ -29,7 +29,7 @@ LOST = {("lqvae", "bass", "continued4")}
 
 def budget_flags(run: dict) -> str:
     """A run's budget as prior_fit flags: CPU minutes, or the planned steps of a run on a GPU."""
-    if run.get("device") == "cuda":
+    if run_device(run) == "cuda":
         return f"--steps {run['planned_steps']} --device cuda"
     return f"--cpu-minutes {run['plan']['cpu_minutes']:g}"
 SPECTRAL = "OMP_NUM_THREADS=1 python -m sepcore.train.spectral_codec --cpu-minutes {minutes:g} --out checkpoints/latents/spectral.pt"
@@ -183,7 +183,7 @@ def main():
                 best_step = " + ".join([*(f"{run['best_step']:,}" for run in earlier), best_step])   # each run began at the best before
                 cpu = " + ".join([*(f"{run['cpu_seconds'] / 60:.1f}" for run in earlier), cpu])
                 loss += " (earlier runs " + ", ".join(f"{run['best_val']:.4f}" for run in earlier) + ")"
-            if meta.get("device") == "cuda":
+            if run_device(meta) == "cuda":
                 cpu += " (the last on a GPU)"
             new_rows.append(f"| `{path.relative_to(FOLDER)}` | {size} | {model} | {steps} | {best_step} | {cpu} | {loss} | "
                             f"{meta.get('stopped_by', 'running (checkpoint written during training)')} | {data} | `{command}` |")

@@ -33,8 +33,7 @@ def main(argv=None) -> None:
         print(f"kept {args.committed}: the continuation is not better")
         return
     earlier = training_runs(first)[:-1]                                    # the runs before, oldest first
-    record = {key: first.get(key) for key in RECORD} | {"device": first.get("device") or "cpu"}   # older runs: the CPU
-    metadata = {**second, "continued_from": [*earlier, record]}
+    metadata = {**second, "continued_from": [*earlier, {key: first.get(key) for key in RECORD}]}
     save_checkpoint(Path(args.committed), continued, manifest_hash=continued.checkpoint_info.get("manifest_hash"),
                     metadata=metadata)
     print(f"wrote {args.committed} (the continuation; the earlier runs are in its metadata, continued_from)")

@@ -162,11 +162,17 @@ def training_runs(metadata: dict) -> list[dict]:
     return [*([earlier] if isinstance(earlier, dict) else earlier), metadata]
 
 
+def run_device(run: dict) -> str:
+    """The device type a training run recorded (``"cpu"`` or ``"cuda"``); runs that recorded none, or
+    ``None``, ran on the CPU."""
+    return run.get("device") or "cpu"
+
+
 def training_totals(metadata: dict, device: str | None = None) -> tuple[int, float]:
     """``(steps, CPU seconds)`` summed over every run of :func:`training_runs`; a run that recorded no
     CPU time adds its wall time (``wall_time_s``, the earliest releases), NaN when it has neither.
-    ``device`` (``"cpu"`` or ``"cuda"``) keeps only the runs on that device (a run that recorded none
-    ran on the CPU); a GPU run's seconds are its process's CPU time, about its wall time."""
-    runs = [run for run in training_runs(metadata) if device is None or run.get("device", "cpu") == device]
+    ``device`` (``"cpu"`` or ``"cuda"``) keeps only the runs on that device (:func:`run_device`); a
+    GPU run's seconds are its process's CPU time, about its wall time."""
+    runs = [run for run in training_runs(metadata) if device is None or run_device(run) == device]
     steps = sum(run.get("step", run.get("steps_done", 0)) or 0 for run in runs)
     return steps, sum(run.get("cpu_seconds", run.get("wall_time_s", float("nan"))) for run in runs)

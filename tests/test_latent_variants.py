@@ -20,6 +20,8 @@ def test_a_prior_curve_joins_the_curves_of_the_checkpoints_runs_only(tmp_path):
     curve = prior_training_curve(tmp_path, "prior_x", runs)
     assert list(curve.val_loss) == [2.0, 1.5, 1.45, 1.4]
     assert list(curve.step) == [250, 500, 750, 1000] and list(curve.cpu_s) == [60.0, 120.0, 180.0, 240.0]
+    on_gpu = prior_training_curve(tmp_path, "prior_x", [{"best_val": 1.5, "device": None}, {"best_val": 1.4, "device": "cuda"}])
+    assert list(on_gpu.device) == ["cpu", "cpu", "cuda", "cuda"]           # a run that recorded None ran on the CPU
     with pytest.raises(ValueError, match="expected exactly one"):
         prior_training_curve(tmp_path, "prior_x", [{"best_val": 1.2}])
 
@@ -42,3 +44,8 @@ def test_training_totals_add_every_run_and_fall_back_to_wall_time():
     assert training_totals(last) == (60, 1020.0)
     steps, seconds = training_totals({"step": 5})
     assert steps == 5 and seconds != seconds                    # no time recorded: NaN
+    on_gpu = {"step": 40, "cpu_seconds": 50.0, "device": "cuda",      # an older record may say device None: the CPU
+              "continued_from": [{"step": 10, "cpu_seconds": 100.0}, {"step": 20, "cpu_seconds": 200.0, "device": None}]}
+    assert training_totals(on_gpu, "cpu") == (30, 300.0)
+    assert training_totals(on_gpu, "cuda") == (40, 50.0)
+    assert training_totals(on_gpu) == (70, 350.0)

@@ -20,14 +20,13 @@ Shapes: toy items have ``sources (K, T)`` and ``mixture (T,)``; estimates ``(N, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from sepcore.evaluation import evaluate, summarise
+from sepcore.evaluation import evaluate, evaluate_batched, summarise
 from sepcore.models.priors import denoising_gain
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, LangevinSeparator, langevin_level
@@ -78,23 +77,11 @@ def separate_scored(dataset, priors: list, schedule: LangevinConfig, method: str
                     batch_size: int = 25) -> LangevinRun:
     """Separate every mixture of ``dataset`` (items ``{"mixture": (T,), "sources": (K, T)}``, with
     ``config.length`` and ``sample_rate``) in batches of ``batch_size`` and score them with
-    :func:`sepcore.evaluation.evaluate`, in the same order."""
+    :func:`sepcore.evaluation.evaluate_batched`)."""
     separator = LangevinSeparator(priors, schedule, device=str(device), seed=seed)
-    mixtures = torch.stack([dataset[i]["mixture"] for i in range(len(dataset))])
-    started = time.perf_counter()
-    estimates = torch.cat([separator.separate_batch(mixtures[i:i + batch_size])
-                           for i in range(0, len(mixtures), batch_size)])
-    seconds = time.perf_counter() - started
-    queue = iter(zip(mixtures, estimates))
-
-    def precomputed(mixture):
-        expected, estimate = next(queue)
-        assert torch.equal(mixture, expected), "evaluation order differs from separation order"
-        return estimate
-
-    scores = evaluate(dataset, precomputed, method=method)
-    audio_seconds = len(dataset) * dataset.config.length / dataset.sample_rate
-    return LangevinRun(scores, seconds / audio_seconds, separator.last, estimates)
+    scores, seconds_per_second, estimates = evaluate_batched(dataset, separator.separate_batch, method=method,
+                                                             batch_size=batch_size)
+    return LangevinRun(scores, seconds_per_second, separator.last, estimates)
 
 
 def toy_separation(test, priors: list, schedule: LangevinConfig, *, device="cpu", seed: int = 0):

@@ -546,6 +546,8 @@ def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:
     are left out, whatever their losses."""
     from pathlib import Path
 
+    from sepcore.checkpoints import run_device
+
     candidates = [Path(folder) / f"{name}.csv", *(Path(folder) / f"{name}_{suffix}.csv" for suffix in CONTINUATIONS)]
     curves = [pd.read_csv(path) for path in candidates if path.exists()]
     parts = []
@@ -557,7 +559,7 @@ def prior_training_curve(folder, name: str, runs: list[dict]) -> pd.DataFrame:
         part = match[0]
         if parts:
             part = part.assign(step=part.step + parts[-1].step.max(), cpu_s=part.cpu_s + parts[-1].cpu_s.max())
-        parts.append(part.assign(device=run.get("device", "cpu")))
+        parts.append(part.assign(device=run_device(run)))
     return pd.concat(parts, ignore_index=True)
 
 

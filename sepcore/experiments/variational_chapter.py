@@ -3,7 +3,6 @@
 
 * :class:`VariationalChapterConfig`: the chapter's sizes per profile;
 * :func:`settings_table`: the encoders' and their training's settings;
-* :func:`separate_timed`: a whole dataset separated in batches, scored, with seconds per second;
 * :func:`toy_comparison`: the variational separator on every toy test mixture, and beside Langevin
   (same priors) on the first ones, with the trivial estimate, in one run;
 * :func:`prior_preferences`: what each flow prior rewards (own class, other classes, the mixture, silence);
@@ -14,13 +13,12 @@ Shapes: toy items have ``sources (K, T)`` and ``mixture (T,)``; estimates ``(N, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from sepcore.evaluation import evaluate, summarise
+from sepcore.evaluation import evaluate, evaluate_batched, summarise
 from sepcore.mixing import get_mixing
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
@@ -65,26 +63,6 @@ def settings_table(toy) -> pd.DataFrame:
     ])
 
 
-def separate_timed(dataset, separate_batch, method: str, segment: int, batch_size: int = 25):
-    """``(scores, seconds per separated second, estimates (n, K, T))``: every mixture of ``dataset``
-    separated by ``separate_batch`` in batches of ``batch_size``, then scored in the same order."""
-    mixtures = torch.stack([dataset[i]["mixture"] for i in range(len(dataset))])
-    started = time.perf_counter()
-    estimates = torch.cat([separate_batch(mixtures[i:i + batch_size]) for i in range(0, len(mixtures), batch_size)])
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    queue = iter(zip(mixtures, estimates))
-
-    def precomputed(mixture):
-        expected, estimate = next(queue)
-        assert torch.equal(mixture, expected), "evaluation order differs from separation order"
-        return estimate
-
-    frame = evaluate(dataset, precomputed, method=method)
-    return frame, seconds / (len(dataset) * segment / dataset.sample_rate), estimates
-
-
 @dataclass
 class ToyComparison:
     """The toy table (per source and over all sources, with seconds per second), its two summaries,
@@ -106,7 +84,7 @@ class ToyComparison:
         return float(self.overall[self.overall.method == method][column].iloc[0])
 
 
-def toy_comparison(test, separator, priors, *, profile: str, n_langevin: int, segment: int, device="cpu",
+def toy_comparison(test, separator, priors, *, profile: str, n_langevin: int, device="cpu",
                    seed: int = 0) -> ToyComparison:
     """The variational ``separator`` and the trivial estimate on every mixture of ``test``; on the first
     ``n_langevin``, in the same run, Langevin with the same ``priors`` (its profile's schedule), the
@@ -118,13 +96,13 @@ def toy_comparison(test, separator, priors, *, profile: str, n_langevin: int, se
         return average(m, len(WAVEFORMS))
 
     baseline = evaluate(test, trivial, method=TRIVIAL)
-    var_frame, var_rtf, var_estimates = separate_timed(test, separator.separate_batch, "variational", segment)
+    var_frame, var_rtf, var_estimates = evaluate_batched(test, separator.separate_batch, method="variational")
     subset = ToyDataset(test.config, "test", n_items=n_langevin)
     tag = f" [first {n_langevin}]"
     schedule = LangevinConfig.for_profile(profile)
     langevin = LangevinSeparator(priors, schedule, device=str(device), seed=seed)
-    lv_frame, lv_rtf, lv_estimates = separate_timed(subset, langevin.separate_batch, "langevin" + tag, segment)
-    var_sub, var_sub_rtf, _ = separate_timed(subset, separator.separate_batch, "variational" + tag, segment)
+    lv_frame, lv_rtf, lv_estimates = evaluate_batched(subset, langevin.separate_batch, method="langevin" + tag)
+    var_sub, var_sub_rtf, _ = evaluate_batched(subset, separator.separate_batch, method="variational" + tag)
     base_sub = evaluate(subset, trivial, method=TRIVIAL + tag)
     scores = pd.concat([baseline, var_frame, base_sub, var_sub, lv_frame])
     summary = summarise(scores)
