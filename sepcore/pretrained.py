@@ -14,6 +14,9 @@ with the command that makes it), and a model trained on the fly at the profile's
   chapters of the same run;
 * :func:`get_variational`: the amortised variational encoders of the toy data (Beta posteriors)
   or of drums + bass (truncated normal), with the flow priors they were trained against;
+* :func:`get_counts`: the count likelihood of paper 004 over a waveform codec's codes of mixtures
+  of ``classes`` (``checkpoints/lass/audio_counts_<vq>[_<classes>].pt``), or counted here on
+  random training crops;
 * :func:`get_supervised`: the Conv-TasNet checkpoint (``checkpoints/supervised/convtasnet.pt``).
 """
 
@@ -29,6 +32,8 @@ from sepcore.models.priors import checkpoint_path
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
 from sepcore.paths import CHECKPOINTS
+from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
+from sepcore.separation.lass import CountLikelihood
 
 
 def get_flow_priors(
@@ -127,6 +132,28 @@ def get_prior(kind: str, source_class: str, vqvae: VQVAE, *, profile: str, retra
                                           curve_path=path.with_suffix(".csv"), log=lambda *_: None, device=device),
                         path.with_name(path.name + ".state.pt"), log=lambda *_: None)
     return load_model(path, expect_class=TransformerPrior, device=device)
+
+
+def get_counts(kind: str, classes: Sequence[str], vqvae: VQVAE, *, profile: str, retrain: bool = False, work_dir=".",
+               data_root=None, device="cpu") -> CountLikelihood:
+    """Paper 004's count likelihood ``p(m | z_1, ..., z_N)`` over the codes of ``vqvae`` (named
+    ``kind``) for mixtures of ``classes``: the committed table under ``default`` (checked against
+    the committed codec), else counted (or reused) in ``work_dir/latent-models-<profile>/`` on the
+    profile's random training crops (:func:`sepcore.train.lass.fit_audio_counts`)."""
+    classes = tuple(classes)
+    name = audio_counts_name(f"{kind}.pt", classes)
+    folder = _folder(profile, retrain, work_dir)
+    if folder == LATENTS:
+        return load_counts(CHECKPOINTS / "lass" / name, expect_vqvae=LATENTS / f"{kind}.pt").to(device)
+    path = folder / name
+    if path.exists():
+        return load_counts(path).to(device)
+    from sepcore.train.lass import AudioCountsConfig, fit_audio_counts
+
+    likelihood, _ = fit_audio_counts(vqvae, AudioCountsConfig.for_profile(profile), profile=profile,
+                                     data_root=data_root, classes=classes)
+    save_counts(path, likelihood, {"profile": profile, "classes": list(classes)})
+    return likelihood.to(device)
 
 
 def get_supervised(*, profile: str, retrain: bool = False, work_dir=".", data_root=None, device="cpu") -> Path:

@@ -43,3 +43,35 @@ def test_priors_trained_here_go_through_fit_beside_their_codec(monkeypatch, tmp_
     codec_path, source_class, out, config_profile, steps, curve = calls[0]
     assert (codec_path, source_class, out, config_profile) == (folder / "vqvae.pt", "bass", got, profile)
     assert steps == PriorTrainConfig.for_profile(profile).steps and curve == got.with_suffix(".csv")
+
+
+def test_default_counts_are_the_committed_table_of_the_committed_codec():
+    codec = pretrained.get_vqvae("vqvae", profile="default")
+    likelihood = pretrained.get_counts("vqvae", ("drums", "bass"), codec, profile="default")
+    assert likelihood.K == codec.config.codebook_size and likelihood.n_sources == 2
+    three = pretrained.get_counts("lqvae", ("drums", "bass", "guitar"), pretrained.get_vqvae("lqvae", profile="default"),
+                                  profile="default")
+    assert three.n_sources == 3
+
+
+@pytest.mark.parametrize("profile, retrain", [("quick", False), ("default", True)])
+def test_counts_fitted_here_are_saved_beside_the_models_and_reused(monkeypatch, tmp_path, profile, retrain):
+    import torch
+
+    import sepcore.train.lass as train_lass
+    from sepcore.separation.lass import CountLikelihood
+
+    calls = []
+    K = 4
+    table = CountLikelihood.fit([(torch.tensor([[0, 1, 1]]), torch.tensor([[1, 1, 2]]), torch.tensor([[2, 3, 3]]))], K)
+
+    def fake_fit(vqvae, config, *, profile, data_root, classes):
+        calls.append((profile, classes))
+        return table, ""
+
+    monkeypatch.setattr(train_lass, "fit_audio_counts", fake_fit)
+    first = pretrained.get_counts("vqvae", ("drums", "bass"), object(), profile=profile, retrain=retrain, work_dir=tmp_path)
+    again = pretrained.get_counts("vqvae", ("drums", "bass"), object(), profile=profile, retrain=retrain, work_dir=tmp_path)
+    assert calls == [(profile, ("drums", "bass"))]                       # counted once, then read back
+    assert (tmp_path / f"latent-models-{profile}" / "audio_counts_vqvae.pt").exists()
+    assert torch.equal(first.log_p, again.log_p) and first.K == again.K == K

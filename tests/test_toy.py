@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from sepcore.data.toy import ToyConfig, ToyDataset, class_statistics, key_to_frequency, waveform
+from sepcore.data.toy import (
+    ToyConfig,
+    ToyDataset,
+    class_statistics,
+    key_to_frequency,
+    similarity_table,
+    waveform,
+)
 from sepcore.mixing import set_mixing
 
 
@@ -94,3 +101,13 @@ def test_class_statistics_match_the_items_and_the_generator():
     low, high = (key_to_frequency(k) for k in dataset.config.key_range)
     assert (stats.f_min_hz >= low - 1e-6).all() and (stats.f_max_hz <= high + 1e-6).all()
     assert (stats.f_min_hz <= stats.f_median_hz).all() and (stats.f_median_hz <= stats.f_max_hz).all()
+
+
+def test_class_similarity_is_the_share_of_the_fundamental():
+    """Over whole periods a unit sine explains 2 sqrt(2) / pi of a square wave (its fundamental's
+    amplitude 4 / pi over its RMS 1, times the sine's RMS 1 / sqrt 2) and 8 sqrt(3) / (pi^2 sqrt 2)
+    of a triangle (fundamental 8 / pi^2, RMS 1 / sqrt 3); every class explains itself fully."""
+    table = similarity_table(("sine", "square", "triangle"), frequency=245.0, length=6000, sample_rate=14700)
+    assert np.allclose(np.diag(table.to_numpy()), 1.0, atol=1e-5)
+    assert table.loc["sine", "square"] == pytest.approx(2 * np.sqrt(2) / np.pi, abs=2e-3)
+    assert table.loc["sine", "triangle"] == pytest.approx(8 * np.sqrt(3) / (np.pi ** 2 * np.sqrt(2)), abs=2e-3)

@@ -128,9 +128,10 @@ def lass_search(priors, likelihood: CountLikelihood, mix_codes: torch.Tensor, co
             L = table.shape[1]
             total = (running[:, None] + table).reshape(M, B * L)
             chosen = select(total, method="greedy", n=B)                     # (M, B) over beams x tuples
-            order = _keep_slots(chosen.indices // L, B).to(device)            # survivors stay in place
-            flat = chosen.indices.gather(1, order)
-            beam, col = flat // L, (flat % L).reshape(R)
+            parent = chosen.indices // L                                     # (M, B) the beam of each entry
+            order = _keep_slots(parent, B).to(device)                         # survivors stay in place
+            beam = parent.gather(1, order)
+            col = (chosen.indices.gather(1, order) - beam * L).reshape(R)     # the tuple within the slice
             rows = (torch.arange(M, device=device)[:, None] * B + beam).reshape(R)
             running = chosen.scores.gather(1, order).reshape(R)
             codes = codes[rows]

@@ -120,19 +120,19 @@ class SmoothedCountLikelihood(_BackedOff):
         self.table = table                                                                       # for log_prob
         by_k = table.permute(2, 0, 1).reshape(self.K, self.K * self.K)                           # [k, i K + j]
         L = by_k.shape[1] if top_pairs is None else min(int(top_pairs), by_k.shape[1])
-        self.slice_log_p, self.slice_pairs = by_k.topk(L, dim=1)                                  # (K, L)
+        self.slice_log_p, pairs = by_k.topk(L, dim=1)                                             # (K, L)
+        self.slice_i, self.slice_j = pairs // self.K, pairs % self.K          # split once, not at every step
         self.top_pairs = L
         self.n_positions = counts.n_positions
 
     def gather_slices(self, k: torch.Tensor):
-        pairs = self.slice_pairs[k]
-        return pairs // self.K, pairs % self.K, self.slice_log_p[k]
+        return self.slice_i[k], self.slice_j[k], self.slice_log_p[k]
 
     def log_prob(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self.table.to(k.device)[i.long(), j.long(), k.long()]
 
     def to(self, device) -> SmoothedCountLikelihood:
-        self.slice_log_p, self.slice_pairs = self.slice_log_p.to(device), self.slice_pairs.to(device)
+        self.slice_log_p, self.slice_i, self.slice_j = (t.to(device) for t in (self.slice_log_p, self.slice_i, self.slice_j))
         return self
 
 

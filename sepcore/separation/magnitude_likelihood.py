@@ -120,8 +120,9 @@ class MagnitudeLikelihood:
             count_table = self.counts.table[:, :, mix_codes].permute(2, 0, 1).reshape(-1, self.K * self.K)   # (S, K^2)
             table = table + self.counts_weight * count_table
         self.bound = table
-        self.slice_log_p, self.slice_pairs = table.topk(self.top_pairs, dim=1)                     # (S, L)
-        self.slice_log_p, self.slice_pairs = self.slice_log_p.to(self.device), self.slice_pairs.to(self.device)
+        slice_log_p, pairs = table.topk(self.top_pairs, dim=1)                                     # (S, L)
+        self.slice_log_p = slice_log_p.to(self.device)
+        self.slice_i, self.slice_j = (pairs // self.K).to(self.device), (pairs % self.K).to(self.device)
         return torch.arange(table.shape[0], device=self.device)[None]
 
     def _check_bound(self):
@@ -131,8 +132,7 @@ class MagnitudeLikelihood:
     def gather_slices(self, frames: torch.Tensor):
         """``frames (R,)`` -> ``(i (R, L), j (R, L), log p (R, L))``: the best pairs of each frame."""
         self._check_bound()
-        pairs = self.slice_pairs[frames]
-        return pairs // self.K, pairs % self.K, self.slice_log_p[frames]
+        return self.slice_i[frames], self.slice_j[frames], self.slice_log_p[frames]
 
     def log_prob(self, i: torch.Tensor, j: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Log-likelihood of pairs ``(i, j)`` at ``frames`` of the bound mixture (every pair, kept or not)."""

@@ -1,0 +1,54 @@
+"""The LASS audio chapter's helpers (sepcore.experiments.lass_audio_chapter): tables read the right rows."""
+
+import re
+
+import pandas as pd
+
+from sepcore import pretrained
+from sepcore.experiments import lass_audio_chapter as lac
+
+
+def sampler_table():
+    return pd.DataFrame({"method": [lac.MIXTURE, "greedy", "beam (10 beams)"], "seconds_per_separated_second": [0.0, 0.5, 2.0]})
+
+
+def test_timing_leaves_the_mixture_out_and_labels_langevin_as_another_run(tmp_path):
+    alone, note = lac.timing_table(sampler_table(), "cpu", tmp_path / "missing.csv")
+    assert list(alone.method) == ["greedy", "beam (10 beams)"] and "LASS alone" in note
+    pd.DataFrame({"method": ["langevin"], "seconds_per_separated_second": [7.5]}).to_csv(tmp_path / "l.csv", index=False)
+    both, note = lac.timing_table(sampler_table(), "cpu", tmp_path / "l.csv")
+    langevin = both[both.family == "Langevin"].iloc[0]
+    assert langevin.seconds_per_separated_second == 7.5 and langevin.source != "this run" and "another run" in note
+
+
+def test_prior_losses_count_whole_steps_and_every_class():
+    codec = pretrained.get_vqvae("vqvae", profile="default")
+    priors = [pretrained.get_prior("vqvae", c, codec, profile="default") for c in ("drums", "bass")]
+    sentence = lac.prior_losses(priors, ("drums", "bass"))
+    parts = sentence.split("; ")
+    assert [p.split()[0] for p in parts] == ["drums", "bass"]
+    assert all(re.search(r"after [\d,]+ steps \(\d+ CPU minutes", p) for p in parts), sentence
+
+
+def test_counts_table_has_one_row_per_committed_table_and_smoothing_helps():
+    table = lac.counts_table(pretrained.CHECKPOINTS / "lass")
+    assert list(zip(table.codec, table.classes)) == [("vqvae", "drums + bass"), ("spectral", "drums + bass"),
+                                                     ("lqvae", "drums + bass + guitar")]
+    assert (table.held_out_nats_smoothed > table.held_out_nats_raw).all()
+
+
+def checks_table(more: float, weighted: float, em: float) -> pd.DataFrame:
+    rows = {"mean of 16 samples": 5.9, "mean of 32 samples": 6.0, "mean of 96 samples": 6.0 + more,
+            "32 samples weighted, beta = 0.01": 6.0 + weighted, "32 samples weighted, beta = 0.3": 5.5,
+            "mean of 32 samples + 1 EM iterations": 6.0 + em}
+    return pd.DataFrame({"check": list(rows), "drums": list(rows.values()), "bass": list(rows.values()),
+                         "mean": list(rows.values())})
+
+
+def test_posterior_checks_say_the_sampler_limits_only_when_a_check_beats_the_mean():
+    fine = lac.posterior_checks_sentence(checks_table(0.02, -0.01, -0.2))
+    assert "does not limit" in fine and "more samples at best +0.02 dB (mean of 96 samples)" in fine
+    assert "EM Wiener iterations at best -0.20 dB" in fine and "score-weighted samples at best -0.01 dB" in fine
+    short = lac.posterior_checks_sentence(checks_table(0.3, 0.0, -0.2))
+    assert "so the sampler limits the estimate" in short
+    assert "not checked" in lac.posterior_checks_sentence(None)
