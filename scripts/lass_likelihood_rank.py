@@ -7,7 +7,7 @@ by its likelihood (counts x magnitudes, with the weights chosen on validation) a
 ``top_pairs`` for the search. On every third of the chapter's 48 drums + bass **validation**
 chunks this encodes the true sources (an oracle diagnostic: it reads the answer) and reports the
 share of frames where the true pair is among the likelihood's best 1, 10, 100, 1000 and
-``top_pairs`` pairs, and the median rank. If the true pair falls outside the kept slice, the
+``top_pairs`` pairs, and the median rank (the chunks and settings of ``lass_posterior_checks.py``). If the true pair falls outside the kept slice, the
 pruning is the limit; if it is inside but far from the top, the priors must pick it out of the
 pairs ranked above it, and an estimate that scores above the truth is the model's error.
 Writes ``tables/lass/likelihood_rank``.
@@ -20,10 +20,9 @@ import time
 
 import pandas as pd
 import torch
+from lass_posterior_checks import validation_setup  # this folder: the same chunks and separator
 
-from sepcore.data.slakh import SlakhMixtures, resolve_root
-from sepcore.paths import CHECKPOINTS, data_root, tables_root
-from sepcore.results import spread_indices
+from sepcore.paths import tables_root
 from sepcore.separation.lass_search import LASSSeparator
 from sepcore.tables import write_table
 
@@ -47,9 +46,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     started = time.time()
-    validation = SlakhMixtures(resolve_root("default", data_root()), classes=("drums", "bass"), split="validation")
-    indices = spread_indices(len(validation), 48)[::3][: args.chunks]
-    separator = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=CHECKPOINTS / "latents", device="cpu")
+    validation, indices, separator = validation_setup(args.chunks)
     kept = separator.likelihood.top_pairs
     ranks = torch.cat([true_pair_ranks(separator, validation[i]["mixture"], validation[i]["sources"])
                        for i in indices]).float()

@@ -47,17 +47,26 @@ def em_wiener(estimates: torch.Tensor, iterations: int) -> torch.Tensor:
     return istft(torch.from_numpy(out[:, :, 0, :]).permute(2, 1, 0), estimates.shape[-1], masking.MASK_STFT).float()
 
 
+def validation_setup(chunks: int):
+    """The drums + bass validation set, every third of the chapter's 48 validation chunks (at most
+    ``chunks``) and LASS on the spectral codec with the settings chosen on validation."""
+    validation = SlakhMixtures(resolve_root("default", data_root()), classes=("drums", "bass"), split="validation")
+    indices = spread_indices(len(validation), 48)[::3][:chunks]
+    separator = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=CHECKPOINTS / "latents", device="cpu")
+    return validation, indices, separator
+
+
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=16, help="every third of the 48 validation chunks")
     parser.add_argument("--rows", type=int, default=96)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if args.rows < 32:
+        parser.error("--rows must be at least 32: the checks compare against the mean of 32 samples")
     started = time.time()
     settings = VariantSettings.chosen_on_validation("default", CHECKPOINTS)
-    validation = SlakhMixtures(resolve_root("default", data_root()), classes=("drums", "bass"), split="validation")
-    indices = spread_indices(len(validation), 48)[::3][: args.chunks]
-    separator = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=CHECKPOINTS / "latents", device="cpu")
+    validation, indices, separator = validation_setup(args.chunks)
     separator.config = dataclasses.replace(separator.config, n_rows=args.rows)
     power = settings.posterior_power or settings.mask_power
     try:

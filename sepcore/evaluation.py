@@ -2,7 +2,8 @@
 
 Every chapter scores its methods with :func:`evaluate`, so every table uses the same chunks,
 the same SDR (:func:`sepcore.metrics.sdr`: museval v4 image SDR, 2 s windows, median over
-frames) and the same aggregation (:func:`summarise`: mean and median over chunks).
+frames) and the same aggregation (:func:`summarise`: mean and median over chunks; :func:`wide_table`:
+methods by sources).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def evaluate_batched(dataset: Sequence[dict], separate_batch: Callable[[torch.Te
 
     scores = evaluate(dataset, precomputed, method=method)
     return scores, seconds / (mixtures.numel() / dataset.sample_rate), estimates
+
+
+def wide_table(scores: pd.DataFrame, classes) -> pd.DataFrame:
+    """Mean SDR per method (rows, in order of appearance in ``scores``) and source (columns, in
+    ``classes`` order), from :func:`evaluate` frames."""
+    summary = summarise(scores, metrics=("sdr",))
+    wide = summary.pivot(index="method", columns="source", values="sdr_mean")[list(classes)]
+    return wide.loc[list(dict.fromkeys(summary["method"]))]
 
 
 def summarise(frame: pd.DataFrame, by: Sequence[str] = ("method", "source"), metrics: Sequence[str] = ("sdr", "si_sdr")) -> pd.DataFrame:

@@ -1,9 +1,10 @@
-"""``sepcore.evaluation.evaluate_batched``: batched separation scored in the dataset's order."""
+"""``sepcore.evaluation``: batched separation scored in the dataset's order; the methods-by-sources table."""
 
+import pandas as pd
 import torch
 
 from sepcore.data.toy import ToyConfig, ToyDataset
-from sepcore.evaluation import evaluate, evaluate_batched
+from sepcore.evaluation import evaluate, evaluate_batched, wide_table
 
 
 def test_batched_separation_is_scored_like_one_mixture_at_a_time():
@@ -21,3 +22,12 @@ def test_batched_separation_is_scored_like_one_mixture_at_a_time():
     expected = evaluate(dataset, one, method="scaled")
     assert scores[["id", "source", "sdr"]].equals(expected[["id", "source", "sdr"]])
     assert seconds_per_second > 0
+
+
+def test_wide_table_keeps_the_methods_in_order_of_appearance_and_the_classes_in_the_order_asked():
+    rows = [("z last", "c1", "drums", 1.0), ("z last", "c1", "bass", 3.0), ("a first?", "c1", "drums", 5.0),
+            ("a first?", "c1", "bass", 7.0), ("z last", "c2", "drums", 2.0), ("z last", "c2", "bass", 4.0)]
+    scores = pd.DataFrame(rows, columns=["method", "id", "source", "sdr"]).assign(si_sdr=0.0)
+    wide = wide_table(scores, ("bass", "drums"))
+    assert list(wide.index) == ["z last", "a first?"] and list(wide.columns) == ["bass", "drums"]
+    assert wide.loc["z last", "drums"] == 1.5 and wide.loc["a first?", "bass"] == 7.0

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sepcore.checkpoints import read_checkpoint, training_totals
-from sepcore.evaluation import evaluate, summarise
+from sepcore.checkpoints import training_totals
+from sepcore.evaluation import evaluate, summarise, wide_table
 from sepcore.metrics import sdr
 from sepcore.profiles import ProfileConfig
 from sepcore.separation import lass_smoothed
@@ -127,9 +127,7 @@ def lambda_table(test, indices, vqvae, priors, likelihood, samplers: SamplerComp
         separator = LASSSeparator(vqvae, priors, likelihood, LASSConfig(method="beam", n_rows=n_beams, likelihood_weight=lam,
                                                                         seed=seed), device=device)
         frames.append(evaluate(test, separator.separate, method=f"λ = {lam:g}", indices=indices))
-    summary = summarise(pd.concat(frames, ignore_index=True), metrics=("sdr",))
-    table = summary.pivot(index="method", columns="source", values="sdr_mean")[classes]
-    table = table.loc[[f"λ = {lam:g}" for lam in lambdas]]
+    table = wide_table(pd.concat(frames, ignore_index=True), classes).loc[[f"λ = {lam:g}" for lam in lambdas]]
     table.insert(0, "likelihood_weight", lambdas)
     table["mean"] = table[classes].mean(1)
     return table.reset_index()
@@ -147,9 +145,7 @@ def paper_table(test, separator: LASSSeparator, *, autoencoder: str, n_beams: in
                         evaluate(test, separator.separate, method=f"LASS beam ({n_beams} beams)"),
                         evaluate(test, codec_oracle_separator(test, separator.vqvae), method=ceiling_label(autoencoder))],
                        ignore_index=True)
-    summary = summarise(scores, metrics=("sdr",))
-    table = summary.pivot(index="method", columns="source", values="sdr_mean")[classes]
-    table = table.loc[list(dict.fromkeys(summary["method"]))].reset_index()
+    table = wide_table(scores, classes).reset_index()
     table["avg"] = table[classes].mean(axis=1)
     return table[["method", "avg", *classes]]
 
@@ -210,7 +206,7 @@ def prior_losses(priors, classes) -> str:
     per class, from the metadata of each prior's checkpoint (every run it was continued by)."""
     parts = []
     for prior, c in zip(priors, classes):
-        meta = read_checkpoint(prior.checkpoint_info["path"])["metadata"]
+        meta = prior.checkpoint_info["metadata"]
         steps, _ = training_totals(meta)
         minutes, gpu_steps = training_totals(meta, "cpu")[1] / 60, training_totals(meta, "cuda")[0]
         on_gpu = f", the last {int(gpu_steps):,} on a GPU" if gpu_steps else ""
@@ -264,9 +260,7 @@ def three_sources(test3, lqvae, priors3, likelihood3, *, chunk_length: int, all_
         frames.append(evaluate(test3, separate, method=label, indices=indices3))
         steps[label] = sum(r.codes.shape[-1] for r in searches)
         seconds[label] = sum(r.seconds for r in searches)
-    summary = summarise(pd.concat(frames, ignore_index=True), metrics=("sdr",))
-    table = summary.pivot(index="method", columns="source", values="sdr_mean")[classes3]
-    table = table.loc[list(dict.fromkeys(summary["method"]))]
+    table = wide_table(pd.concat(frames, ignore_index=True), classes3)
     table["mean"] = table.mean(1)
     audio_seconds = len(test3) * chunk_length / test3.sample_rate
     table["search_ms_per_step"] = [1000 * seconds[m] / steps[m] if m in steps else np.nan for m in table.index]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from sepcore.evaluation import evaluate, summarise
+from sepcore.evaluation import evaluate, summarise, wide_table
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.latent_bayes import LatentBayesSeparator
 from sepcore.separation.latent_runs import CandidateBank
@@ -85,13 +85,6 @@ def run_configurations(test, indices, vqvaes: dict, priors: dict, base, device="
     for kind, label in CEILING.items():
         frames.append(evaluate(test, codec_oracle_separator(test, vqvaes[kind]), method=label, indices=indices))
     return pd.concat(frames, ignore_index=True), banks, peak_rss
-
-
-def wide_table(scores: pd.DataFrame, classes) -> pd.DataFrame:
-    """Mean SDR per method (rows, in order of appearance) and source (columns, in ``classes`` order)."""
-    summary = summarise(scores)
-    wide = summary.pivot(index="method", columns="source", values="sdr_mean")[list(classes)]
-    return wide.loc[list(dict.fromkeys(summary["method"]))]
 
 
 def pair_rows(pair, wide: pd.DataFrame, n_chunks: int, methods) -> list[dict]:
