@@ -6,7 +6,8 @@ Builds every variant of :func:`sepcore.experiments.latent_variants.build_variant
 checkpoints (beam search with 10 beams, or the beams chosen on validation for the spectral codec's
 "counts x magnitudes" row; latent Bayes with B = 16 candidates), separates one mixture
 of 65536 samples (2.97 s; the first drums+bass test chunk) with the masked output (and, for the
-variants whose rows are samples, the posterior mean of their masks and their posterior Wiener filter as rows of their own), and writes
+variants whose rows are samples, the posterior mean of their masks and their posterior Wiener filter as rows of their own;
+where validation chose several frame grids, those rows run on them and again on one grid), and writes
 ``tables/benchmarks/latent_variants_speed``: the best and median wall time of ``separate`` per
 variant and torch thread count, repeats interleaved across variants, and the target verdict
 (real-time factor <= 1 on 2 threads, i.e. <= 3 s per 3 s). Quick profile: two variants, small searches (a smoke test).
@@ -41,31 +42,36 @@ def main(argv=None) -> pd.DataFrame:
     settings = VariantSettings.chosen_on_validation(args.profile, REPO_ROOT / "checkpoints")
     which = {"LASS spectral, smoothed counts", "latent Bayes spectral"} if args.profile == "quick" else None
     variants = build_variants(settings, checkpoints=REPO_ROOT / "checkpoints", device="cpu", which=which)
-    timed = []                      # (label, codec, separator, estimate): sampled rows also as their posterior estimates
+    timed = []                      # (label, codec, separator, estimate, shifts): sampled rows also as posterior estimates
     suffix = {"map": "", "mean": ", posterior mean", "wiener": ", posterior Wiener"}
     for variant in variants:
+        shifts = getattr(variant.separator.config, "shifts", 1)
         for estimate in ("map", "mean", "wiener") if samples_rows(variant.separator) else ("map",):
             label = variant.label + suffix[estimate]
-            timed.append((label, variant.codec_label, variant.separator, estimate))
+            timed.append((label, variant.codec_label, variant.separator, estimate, shifts if estimate != "map" else 1))
+            if estimate != "map" and shifts > 1:            # the chosen frame grids beside one grid, a trade-off
+                timed[-1] = (f"{label}, {shifts} grids", *timed[-1][1:])
+                timed.append((f"{label}, one grid", variant.codec_label, variant.separator, estimate, 1))
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)
     mixture = torch.nn.functional.pad(test[0]["mixture"], (0, SAMPLES))[:SAMPLES]
 
-    def separate(separator, estimate, x):
-        separator.config = separator.config.replace(output="masked", estimate=estimate)
+    def separate(separator, estimate, shifts, x):
+        grids = {"shifts": shifts} if hasattr(separator.config, "shifts") else {}
+        separator.config = separator.config.replace(output="masked", estimate=estimate, **grids)
         return separator.separate(x)
 
-    for _, _, separator, estimate in timed:
-        separate(separator, estimate, mixture[:4096])                      # warm-up
+    for _, _, separator, estimate, shifts in timed:
+        separate(separator, estimate, shifts, mixture[:4096])              # warm-up
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         times = {label: [] for label, *_ in timed}
         for _ in range(args.repeats):
-            for label, _, separator, estimate in timed:
+            for label, _, separator, estimate, shifts in timed:
                 t0 = time.perf_counter()
-                separate(separator, estimate, mixture)
+                separate(separator, estimate, shifts, mixture)
                 times[label].append(time.perf_counter() - t0)
-        for label, codec, _, _ in timed:
+        for label, codec, *_ in timed:
             best = min(times[label])
             rows.append({"variant": label, "codec": codec, "threads": threads,
                          "audio_seconds": SAMPLES / 22050, "seconds_best": best,
@@ -78,7 +84,8 @@ def main(argv=None) -> pd.DataFrame:
                 parameters={**vars(args), "settings": settings.__dict__}, started=started,
                 manifest_hash=test.manifest_hash, n_mixtures=1,
                 notes="Wall time of separate() with the masked output (encode + search + decode + mask; ', posterior "
-                      "mean', ', posterior Wiener': every row decoded and masked), per variant and torch thread count; "
+                      "mean', ', posterior Wiener': every row decoded and masked; ', n grids': the mean over n searches on delayed "
+                      "mixtures, as chosen on validation), per variant and torch thread count; "
                       "best of the repeats is the headline.")
     print(frame.to_string(index=False))
     return frame

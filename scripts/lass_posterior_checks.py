@@ -49,10 +49,11 @@ def em_wiener(estimates: torch.Tensor, iterations: int) -> torch.Tensor:
 
 def validation_setup(chunks: int):
     """The drums + bass validation set, every third of the chapter's 48 validation chunks (at most
-    ``chunks``) and LASS on the spectral codec with the settings chosen on validation."""
+    ``chunks``) and LASS on the spectral codec with the settings chosen on validation, on one frame grid."""
     validation = SlakhMixtures(resolve_root("default", data_root()), classes=("drums", "bass"), split="validation")
     indices = spread_indices(len(validation), 48)[::3][:chunks]
-    separator = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=CHECKPOINTS / "latents", device="cpu")
+    separator = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=CHECKPOINTS / "latents", device="cpu",
+                                            n_shifts=1)          # one frame grid: the checks read one search's rows
     return validation, indices, separator
 
 

@@ -434,6 +434,8 @@ def _register_builtin_methods() -> None:
                            "likelihood_weight": Knob(-1.0, -1.0, 10.0, 0.5, help="lambda; -1: the value chosen on validation"),
                            "n_rows": Knob(-1, -1, 64, 1, help="samples averaged when validation chose the posterior "
                                                               "mean; -1: the value chosen on validation"),
+                           "n_shifts": Knob(-1, -1, 8, 1, help="frame grids the posterior mean averages over; "
+                                                               "-1: the value chosen on validation"),
                            "output": Knob("masked", choices=("masked", "raw"), help="mask the mixture, or Griffin-Lim decodes")},
                     requires=("sepcore.separation.lass_search",))
 

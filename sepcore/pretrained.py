@@ -8,6 +8,8 @@ with the command that makes it), and a model trained on the fly at the profile's
 
 * :func:`get_flow_priors`: the noise-conditioned flow priors of Frank's toy classes or the
   Slakh-format stems (``checkpoints/flows/<dataset>_<source>.pt``);
+* :func:`get_score_priors`: the noise-conditioned score priors of the same classes
+  (``checkpoints/score/<dataset>_<source>.pt``);
 * :func:`get_vqvae` and :func:`get_prior`: the waveform ``lqvae`` (with L_lin) and ``vqvae``
   (without) and one prior per (autoencoder, class), ``checkpoints/latents/prior_<vq>_<class>.pt``.
   Models trained on the fly go to ``work_dir/latent-models-<profile>/`` and are reused by later
@@ -29,6 +31,7 @@ from pathlib import Path
 from sepcore.checkpoints import load_model
 from sepcore.models.flow import FlowPrior
 from sepcore.models.priors import checkpoint_path
+from sepcore.models.score_prior import ScorePrior
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
 from sepcore.paths import CHECKPOINTS
@@ -68,6 +71,31 @@ def get_flow_priors(
                         "steps_done": meta["steps_done"], "path": None if trained else path}
         priors[source] = model.eval()
     return priors, info
+
+
+def get_score_priors(sources: Sequence[str], profile: str, *, dataset: str = "toy", retrain: bool = False,
+                     seed: int = 0, data_root=None) -> dict[str, ScorePrior]:
+    """``{source: ScorePrior}``: the noise-conditioned score priors of the toy classes or the
+    Slakh-format stems.
+
+    Only ``default`` loads the committed ``checkpoints/score/<dataset>_<source>.pt`` (a missing one
+    raises with the command that makes it); ``quick`` (tiny priors, a smoke test, not a result) and
+    ``full`` (or ``retrain=True``) train with :func:`sepcore.train.score_prior.train_on_the_fly`
+    on the profile's own data, so ``full`` never runs on the priors of the embedded dataset.
+    """
+    priors = {}
+    for source in sources:
+        if profile != "default" or retrain:
+            from sepcore.train.score_prior import train_on_the_fly
+
+            path = train_on_the_fly(dataset, source, profile, seed=seed, data_root=data_root, log=lambda *_: None)
+        else:
+            path = CHECKPOINTS / "score" / f"{dataset}_{source}.pt"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing; train it with `python -m sepcore.train.score_prior "
+                                        f"--dataset {dataset} --sources {source}`")
+        priors[source] = load_model(path, expect={"source": source}, expect_class=ScorePrior).eval()
+    return priors
 
 
 LATENTS = CHECKPOINTS / "latents"

@@ -134,3 +134,34 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
     _, info = priors_module.get_flow_priors(["sine"], profile, retrain=retrain)
     assert bool(calls) == trains and (info["sine"]["path"] is None) == trains
     assert loaded == ([f"trained-{profile}.pt"] if trains else [str(priors_module.checkpoint_path("toy", "sine"))])
+
+
+@pytest.mark.parametrize("profile, retrain, trains", [("default", False, False), ("default", True, True),
+                                                      ("quick", False, True), ("full", False, True)])
+def test_only_default_loads_the_committed_score_priors(monkeypatch, profile, retrain, trains):
+    """As for the flows: ``full`` trains on its own data instead of loading the embedded dataset's priors."""
+    import sepcore.pretrained as pretrained
+    import sepcore.train.score_prior as train_score_module
+
+    calls, loaded = [], []
+    monkeypatch.setattr(train_score_module, "train_on_the_fly",
+                        lambda dataset, source, profile, **_: calls.append(profile) or f"trained-{profile}.pt")
+    monkeypatch.setattr(pretrained, "load_model", lambda path, **_: loaded.append(str(path)) or torch.nn.Identity())
+    priors = pretrained.get_score_priors(["drums"], profile, dataset="slakh", retrain=retrain)
+    assert list(priors) == ["drums"] and bool(calls) == trains
+    assert loaded == ([f"trained-{profile}.pt"] if trains else [str(pretrained.CHECKPOINTS / "score" / "slakh_drums.pt")])
+
+
+def test_a_missing_committed_score_prior_names_the_command(monkeypatch, tmp_path):
+    import sepcore.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "CHECKPOINTS", tmp_path)
+    with pytest.raises(FileNotFoundError, match="sepcore.train.score_prior --dataset toy --sources sine"):
+        pretrained.get_score_priors(["sine"], "default")
+
+
+def test_the_on_the_fly_score_plan_is_a_smoke_test_only_in_quick():
+    from sepcore.train.score_prior import on_the_fly_plan
+
+    assert on_the_fly_plan("quick").steps == 30
+    assert on_the_fly_plan("full").steps > 10 * on_the_fly_plan("quick").steps and on_the_fly_plan("full").patience == 10

@@ -52,3 +52,19 @@ def test_posterior_checks_say_the_sampler_limits_only_when_a_check_beats_the_mea
     short = lac.posterior_checks_sentence(checks_table(0.3, 0.0, -0.2))
     assert "so the sampler limits the estimate" in short
     assert "not checked" in lac.posterior_checks_sentence(None)
+
+
+def shift_table(gain2: float, gain4: float) -> pd.DataFrame:
+    return pd.DataFrame({"shifts": [1, 2, 4], "sdr": [6.0, 6.0 + gain2, 6.0 + gain4],
+                         "search_seconds_per_second": [1.0, 2.0, 4.0]})
+
+
+def test_the_shifts_sentence_reports_the_chosen_grids_against_one_and_against_more_samples():
+    chosen = lac.shifts_sentence(shift_table(0.06, 0.17), 4, checks_table(0.04, 0.0, -0.2))
+    assert "2 grids +0.06 dB, 4 grids +0.17 dB" in chosen and "Validation chose 4 grids" in chosen
+    assert "4.00 s of search per second of audio on this machine against 1.00 s" in chosen
+    assert "gain less (the mean of 96 samples: +0.04 dB" in chosen and "frames fall" in chosen
+    assert "act as more samples" in lac.shifts_sentence(shift_table(0.06, 0.17), 4, checks_table(0.15, 0.0, -0.2))
+    kept = lac.shifts_sentence(shift_table(-0.01, -0.02), 1, checks_table(0.04, 0.0, -0.2))
+    assert "keeps one grid" in kept and "frames fall" not in kept
+    assert "keeps one grid" in lac.shifts_sentence(shift_table(0.0, 0.0).iloc[:0], 1)

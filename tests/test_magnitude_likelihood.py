@@ -176,5 +176,16 @@ def test_variant_settings_read_the_validation_choice(tmp_path):
         {"likelihood_weight": 1.0, "mask_power": 1.0, "magnitude_weight": 10.0, "spectral_beams": 32,
          "estimate": "wiener", "sampler": "ancestral", "sampler_rows": 8, "sampler_temperature": 1.3, "posterior_power": 2.0}))
     sampled = VariantSettings.chosen_on_validation("default", tmp_path)
-    assert (sampled.mean_output, sampled.mean_rows, sampled.posterior_power, sampled.mask_power) == \
-        ("posterior Wiener", 8, 2.0, 1.0)
+    assert (sampled.mean_output, sampled.mean_rows, sampled.posterior_power, sampled.mask_power, sampled.mean_shifts) == \
+        ("posterior Wiener", 8, 2.0, 1.0, 1)
+    saved = json.loads((tmp_path / "lass" / SPECTRAL_SETTINGS).read_text())
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**saved, "shifts": 4}))
+    assert VariantSettings.chosen_on_validation("default", tmp_path).mean_shifts == 4
+
+
+def test_the_shift_counts_must_divide_the_largest():
+    """n grids take every (max / n)-th offset of one set of searches, so 3 of 4 cannot be scored."""
+    from sepcore.experiments.latent_variants import VariantSettings, choose_shifts_on_validation
+
+    with pytest.raises(ValueError, match="divide the largest"):
+        choose_shifts_on_validation(VariantSettings(), [], [], checkpoints="unused", shifts=(1, 3, 4))

@@ -18,6 +18,8 @@ from sepcore.separation.masking import (
     magnitudes_of_codes,
     mask_with_magnitudes,
     mean_masked_sources,
+    posterior_sources,
+    shifted_posterior_sources,
     wiener_sources,
 )
 
@@ -160,8 +162,46 @@ def test_lass_spectral_takes_the_estimate_and_its_power_chosen_on_validation(tmp
                 "posterior_power": 2.0}
     (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps(settings))
     config = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=tmp_path / "latents", device="cpu").config
-    assert (config.estimate, config.method, config.n_rows, config.temperature, config.mask_power) == \
-        ("wiener", "ancestral", 8, 1.3, 2.0)
-    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**settings, "estimate": "map"}))
+    assert (config.estimate, config.method, config.n_rows, config.temperature, config.mask_power, config.shifts) == \
+        ("wiener", "ancestral", 8, 1.3, 2.0, 1)
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**settings, "shifts": 4}))
+    assert LASSSeparator.from_spectral(("drums", "bass"), checkpoint=tmp_path / "latents", device="cpu").config.shifts == 4
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**settings, "estimate": "map", "shifts": 4}))
     config = LASSSeparator.from_spectral(("drums", "bass"), checkpoint=tmp_path / "latents", device="cpu").config
-    assert (config.estimate, config.method, config.n_rows, config.mask_power) == ("map", "beam", 4, 1.0)
+    assert (config.estimate, config.method, config.n_rows, config.mask_power, config.shifts) == ("map", "beam", 4, 1.0, 1)
+
+
+@pytest.mark.parametrize("estimate", ["mean", "wiener"])
+def test_the_shifted_estimate_averages_searches_on_delayed_mixtures_cropped_back(estimate):
+    """Each term is the posterior estimate of the mixture delayed by its offset (zeros in front),
+    cropped back: one grid is the plain estimate, and the mean still remixes to m."""
+    codec = spectral_codec()
+    torch.manual_seed(2)
+    m = torch.randn(40 * 16) * 0.1
+    rows = [(0, torch.randint(0, 8, (3, 2, 40))), (8, torch.randint(0, 8, (3, 2, 41)))]
+    out = shifted_posterior_sources(codec, rows, m, estimate)
+    delayed = torch.cat([torch.zeros(8), m])
+    expected = 0.5 * (posterior_sources(codec, rows[0][1], m, estimate)
+                      + posterior_sources(codec, rows[1][1], delayed, estimate)[:, 8:8 + m.shape[0]])
+    assert out.shape == (2, m.shape[0]) and torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(mix(out, dim=0), m, atol=1e-5)
+    assert torch.allclose(shifted_posterior_sources(codec, rows[:1], m, estimate),
+                          posterior_sources(codec, rows[0][1], m, estimate), atol=1e-7)
+
+
+def test_lass_with_shifts_searches_each_grid_and_keeps_the_undelayed_search():
+    codec, prior, likelihood, m = tiny_search_models()
+    config = LASSConfig(method="ancestral", n_rows=4, output="masked", estimate="mean")
+    one = LASSSeparator(codec, [prior, prior], likelihood, config, device="cpu")
+    plain = one.separate(m)
+    two = LASSSeparator(codec, [prior, prior], likelihood, config.replace(shifts=2), device="cpu")
+    out = two.separate(m)
+    assert torch.equal(two.last.codes, one.last.codes)                  # ``last``: the search on the undelayed mixture
+    hop = codec.config.hop
+    delayed = two.delayed_rows(m)
+    assert [offset for offset, _ in delayed] == [hop // 2] and torch.equal(two.last.codes, one.last.codes)
+    expected = shifted_posterior_sources(codec, [(0, one.last.codes[0]), *delayed], m, "mean")
+    assert torch.allclose(out, expected, atol=1e-6) and not torch.allclose(out, plain, atol=1e-4)
+    assert torch.allclose(mix(out, dim=0), m, atol=1e-5)
+    with pytest.raises(ValueError, match="shifts"):
+        LASSSeparator(codec, [prior, prior], likelihood, config.replace(shifts=0), device="cpu")

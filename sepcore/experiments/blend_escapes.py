@@ -46,7 +46,6 @@ from sepcore.experiments.langevin_priors import (
     mixture_rows,
     run_family_sampler,
     sampler_variants,
-    score_priors,
     score_rows,
     summary,
     toy_split,
@@ -55,6 +54,7 @@ from sepcore.models.flow import FlowPrior
 from sepcore.models.priors import denoising_gain
 from sepcore.models.score_prior import ScorePrior
 from sepcore.paths import BUILD, CHECKPOINTS, tables_root
+from sepcore.pretrained import get_score_priors
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, annealed_langevin
 from sepcore.separation.variational import VariationalSeparator
@@ -213,7 +213,7 @@ def run(profile: str, *, log=print) -> dict[str, pd.DataFrame]:
     escape = EscapeConfig.for_profile(profile)
     validation = toy_split(profile, "validation", config.n_validation, config.segment)
     test = toy_split(profile, "test", config.n_test, config.segment)
-    scores_map = score_priors(WAVEFORMS, profile, seed=config.seed)
+    scores_map = get_score_priors(WAVEFORMS, profile, seed=config.seed)
     scores = [scores_map[c] for c in WAVEFORMS]
     joint = joint_prior(profile, config.seed)
     ablation = actnorm_flows(profile, config.seed)

@@ -2,7 +2,7 @@
 
 What the Langevin chapter runs beside Frank's flows (issue "Langevin that separates"):
 
-* :func:`score_priors`: the committed noise-conditioned score priors (``checkpoints/score``), or
+* the committed noise-conditioned score priors (:func:`sepcore.pretrained.get_score_priors`), or
   tiny ones trained on the fly in ``quick``;
 * :func:`exact_priors`: the toy family's exact noisy prior (:mod:`sepcore.models.toy_exact`), the
   ideal-prior ceiling;
@@ -31,13 +31,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sepcore.checkpoints import load_model
 from sepcore.data.toy import ToyConfig, ToyDataset
 from sepcore.evaluation import evaluate
 from sepcore.models.priors import denoising_gain, leakage
-from sepcore.models.score_prior import ScorePrior
 from sepcore.models.toy_exact import ExactToyPrior
-from sepcore.paths import BUILD, CHECKPOINTS, tables_root
+from sepcore.paths import tables_root
+from sepcore.pretrained import get_score_priors
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, annealed_langevin, langevin_level
 from sepcore.tables import write_table
@@ -68,30 +67,6 @@ class ToyLangevinConfig(ProfileConfig):
 
 def toy_split(profile: str, split: str, n_items: int, segment: int) -> ToyDataset:
     return ToyDataset(ToyConfig.for_profile(profile).replace(length=segment), split, n_items=n_items)
-
-
-def score_priors(sources: Sequence[str], profile: str, *, dataset: str = "toy", seed: int = 0) -> dict[str, ScorePrior]:
-    """``{source: ScorePrior}``: the committed ``checkpoints/score/<dataset>_<source>.pt``, or in
-    ``quick`` tiny priors trained for a few steps (a smoke test, not a result)."""
-    priors = {}
-    for source in sources:
-        if profile == "quick":
-            from sepcore.train.fit import FitPlan
-            from sepcore.train.score_prior import ScoreTrainConfig, train_score_prior
-
-            out = BUILD / "quick" / "score" / f"{dataset}_{source}.pt"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            for stale in (out, out.with_name(out.name + ".state.pt")):
-                stale.unlink(missing_ok=True)
-            config = ScoreTrainConfig.quick().replace(dataset=dataset, source=source, seed=seed)
-            train_score_prior(config, FitPlan(steps=30, warmup_steps=5, eval_every=30, checkpoint_every=30), out)
-        else:
-            out = CHECKPOINTS / "score" / f"{dataset}_{source}.pt"
-            if not out.exists():
-                raise FileNotFoundError(f"{out} is missing; train it with `python -m sepcore.train.score_prior "
-                                        f"--dataset {dataset} --sources {source}`")
-        priors[source] = load_model(out, expect={"source": source}, expect_class=ScorePrior).eval()
-    return priors
 
 
 def exact_priors(sources: Sequence[str], profile: str, config: ToyLangevinConfig) -> dict[str, ExactToyPrior]:
@@ -299,7 +274,7 @@ def run(profile: str, *, flows: Mapping[str, torch.nn.Module] | None = None, inc
     config = ToyLangevinConfig.for_profile(profile)
     validation = toy_split(profile, "validation", config.n_validation, config.segment)
     test = toy_split(profile, "test", config.n_test, config.segment)
-    families: dict[str, dict] = {SCORE: score_priors(WAVEFORMS, profile, seed=config.seed)}
+    families: dict[str, dict] = {SCORE: get_score_priors(WAVEFORMS, profile, seed=config.seed)}
     if include_flows:
         families[FLOW] = dict(flows) if flows is not None else get_flow_priors(WAVEFORMS, profile, dataset="toy",
                                                                            seed=config.seed)[0]

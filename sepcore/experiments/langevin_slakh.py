@@ -32,9 +32,9 @@ from sepcore.experiments.langevin_priors import (
     checkpoint_key,
     family_key,
     gain_and_leakage,
-    score_priors,
 )
 from sepcore.paths import CHECKPOINTS, tables_root
+from sepcore.pretrained import get_score_priors
 from sepcore.profiles import ProfileConfig
 from sepcore.separation.langevin import LangevinConfig, LangevinSeparator
 from sepcore.separation.masking import mask_with_waveforms
@@ -128,7 +128,7 @@ def run(profile: str, *, data_root=None, log=print) -> dict[str, pd.DataFrame]:
 
     config = SlakhLangevinConfig.for_profile(profile)
     root = resolve_root(profile, data_root or default_data_root())
-    priors_by_class = score_priors(CLASSES, profile, dataset="slakh", seed=config.seed)
+    priors_by_class = get_score_priors(CLASSES, profile, dataset="slakh", seed=config.seed)
     priors = [priors_by_class[c] for c in CLASSES]
     out = tables_root(profile) / "langevin"
     started = time.time()

@@ -44,7 +44,8 @@ class LassAudioChapterConfig(ProfileConfig):
     paper-setting table (``n_main_chunks``) and three sources (``n_chunks3``); refinement steps; the
     variants' test chunks (the results chapter's drums/bass chunks, all when ``None``) and
     validation chunks; the validation grids of the likelihood weight lambda, the mask power, the
-    magnitude likelihood's weight mu and beams, and the sampled variant's (sampler, rows, temperature)."""
+    magnitude likelihood's weight mu and beams, the sampled variant's (sampler, rows, temperature)
+    and the counts of frame grids its posterior output may average over."""
 
     chunk_length: int = 65536
     n_sampler_chunks: int = 5
@@ -58,12 +59,14 @@ class LassAudioChapterConfig(ProfileConfig):
     magnitude_weights: tuple = (1.0, 10.0, 100.0, 300.0, 1000.0)
     magnitude_beams: tuple = (10,)
     mean_samplers: tuple = (("ancestral", 32, 1.0), ("ancestral", 32, 1.3), ("top_p", 32, 1.0))
+    shifts: tuple = (1, 2, 4)
 
     @classmethod
     def quick(cls):
         return cls(chunk_length=16384, n_sampler_chunks=2, n_main_chunks=2, refine_steps=20, n_chunks3=1,
                    n_variant_chunks=1, n_validation_chunks=1, lambdas=(1.0, 3.0), mask_powers=(1.0, 2.0),
-                   magnitude_weights=(1.0, 3.0), magnitude_beams=(2,), mean_samplers=(("ancestral", 2, 1.0),))
+                   magnitude_weights=(1.0, 3.0), magnitude_beams=(2,), mean_samplers=(("ancestral", 2, 1.0),),
+                   shifts=(1, 2))
 
     @classmethod
     def full(cls):
@@ -317,3 +320,30 @@ def posterior_checks_sentence(checks: pd.DataFrame | None, base: str = "mean of 
                "and what is missing lies in the likelihood and the codec")
     return (f"Against the mean of 32 samples ({reference:.2f} dB on these validation chunks): "
             + "; ".join(parts) + f". So {verdict}.")
+
+
+def shifts_sentence(table: pd.DataFrame, chosen: int, checks: pd.DataFrame | None = None) -> str:
+    """What :func:`~sepcore.experiments.latent_variants.choose_shifts_on_validation`'s table (one
+    row per count of frame grids: ``shifts``, ``sdr``, ``search_seconds_per_second``) says, in
+    words, and, given :func:`read_posterior_checks`' table, against more samples on one grid."""
+    if not len(table) or 1 not in set(table["shifts"]):
+        return "No validation chunk was scored on one grid, so the posterior output keeps one grid."
+    by = table.set_index("shifts")
+    one = by.loc[1, "sdr"]
+    gains = ", ".join(f"{n} grids {by.loc[n, 'sdr'] - one:+.2f} dB" for n in by.index if n != 1)
+    text = f"Against one grid ({one:.2f} dB on these validation chunks): {gains}. "
+    if chosen == 1:
+        return text + "Validation keeps one grid, and the test rows below search once."
+    text += (f"Validation chose {chosen} grids: the sampled row's posterior outputs in the test table below average "
+             f"{chosen} searches, {by.loc[chosen, 'search_seconds_per_second']:.2f} s of search per second of audio "
+             f"on this machine against {by.loc[1, 'search_seconds_per_second']:.2f} s for one.")
+    if checks is not None:
+        samples = checks.set_index("check")["mean"]
+        more = samples[samples.index.str.match(r"mean of \d+ samples$")]
+        most = max(more.index, key=lambda name: int(name.split()[2]))
+        more_gain, shift_gain = more[most] - samples["mean of 32 samples"], by.loc[chosen, "sdr"] - one
+        text += (f" More samples on one grid gain less (the {most}: {more_gain:+.2f} dB against 32 in the sampler "
+                 "check), so part of the error is tied to where the codec's frames fall." if more_gain < shift_gain / 2
+                 else f" More samples on one grid gain about as much (the {most}: {more_gain:+.2f} dB against 32 in "
+                 "the sampler check), so the grids may act as more samples.")
+    return text

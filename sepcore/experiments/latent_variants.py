@@ -29,7 +29,7 @@ import torch
 from sepcore.metrics import sdr, si_sdr
 from sepcore.models.vqvae import pair_code_table
 from sepcore.separation.count_files import load_counts_file
-from sepcore.separation.masking import codes_to_sources, posterior_sources
+from sepcore.separation.masking import codes_to_sources, shifted_posterior_sources
 from sepcore.separation.naive import average
 from sepcore.utils import progress
 
@@ -97,13 +97,15 @@ def outputs_of(separator) -> tuple[str, ...]:
     return OUTPUTS if samples_rows(separator) else OUTPUTS[:2]
 
 
-def estimate_sources(separator, codes: torch.Tensor, mixture: torch.Tensor, output: str, mask_power: float):
+def estimate_sources(separator, codes: torch.Tensor, mixture: torch.Tensor, output: str, mask_power: float,
+                     delayed=()):
     """``(N, T)`` from one search: the best row ``codes (N, S)`` decoded (``raw``) or as masks
     (``masked``), or all rows of the search: their masks' mean (``posterior mean``) or the Wiener
-    filter of their mean powers (``posterior Wiener``)."""
+    filter of their mean powers (``posterior Wiener``), averaged with the searches on the delayed
+    mixture ``delayed`` (``[(offset, rows)]``, :meth:`LASSSeparator.delayed_rows`) when given."""
     if output in POSTERIOR_ESTIMATES:
-        return posterior_sources(separator.vqvae, last_rows(separator).to(separator.device), mixture,
-                                 POSTERIOR_ESTIMATES[output], mask_power)
+        rows = [(0, last_rows(separator).to(separator.device)), *delayed]
+        return shifted_posterior_sources(separator.vqvae, rows, mixture, POSTERIOR_ESTIMATES[output], mask_power)
     return codes_to_sources(separator.vqvae, codes.to(separator.device), mixture, output, mask_power)
 
 
@@ -199,11 +201,15 @@ def evaluate_variants(dataset, indices, variants: list[Variant], *, codecs: dict
             started = time.perf_counter()
             codes, mix_codes = search_codes(separator, mixture)
             searched = time.perf_counter() - started
+            started = time.perf_counter()
+            delayed = separator.delayed_rows(mixture) if getattr(separator.config, "shifts", 1) > 1 else []
+            shifted = time.perf_counter() - started                     # counted for the posterior outputs only
             for output in outputs_of(separator):
                 started = time.perf_counter()
-                power = posterior_power if output in POSTERIOR_ESTIMATES and posterior_power else mask_power
-                estimates = estimate_sources(separator, codes, mixture, output, power)
-                seconds = searched + time.perf_counter() - started
+                posterior = output in POSTERIOR_ESTIMATES
+                power = posterior_power if posterior and posterior_power else mask_power
+                estimates = estimate_sources(separator, codes, mixture, output, power, delayed if posterior else ())
+                seconds = searched + (shifted if posterior else 0.0) + time.perf_counter() - started
                 rows += _score_rows(f"{variant.label}, {output}", "generative", item, estimates, seconds, classes, sr, pair)
             truth = true_codes(separator.vqvae, item["sources"])
             diagnostics.append({"variant": variant.label, "codec": variant.codec_label, "id": item["id"],
@@ -301,6 +307,7 @@ class VariantSettings:
     mean_rows: int = 32
     mean_temperature: float = 1.0
     mean_output: str = "posterior mean"     # or "posterior Wiener" (POSTERIOR_ESTIMATES), chosen on validation
+    mean_shifts: int = 1                    # frame grids the posterior outputs average over, chosen on validation
     posterior_power: float | None = None    # the power of the posterior outputs (None: mask_power), chosen on validation
     top_pairs: int = 8192
     mask_power: float = 2.0
@@ -333,7 +340,7 @@ class VariantSettings:
                 output = {estimate: out for out, estimate in POSTERIOR_ESTIMATES.items()}[saved["estimate"]]
                 chosen.update(mean_sampler=saved["sampler"], mean_rows=saved["sampler_rows"],
                               mean_temperature=saved["sampler_temperature"], mean_output=output,
-                              posterior_power=saved["posterior_power"])
+                              posterior_power=saved["posterior_power"], mean_shifts=saved["shifts"])
         return cls.for_profile(profile, **chosen)
 
 
@@ -385,9 +392,10 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
                                    counts_weight=weight)
 
-    def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None, method="beam", temperature=1.0):
+    def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None, method="beam", temperature=1.0, shifts=1):
         codec, priors = models(codec_name)
-        config = LASSConfig(method=method, n_rows=n_beams or settings.n_beams, likelihood_weight=lam, temperature=temperature)
+        config = LASSConfig(method=method, n_rows=n_beams or settings.n_beams, likelihood_weight=lam, temperature=temperature,
+                            shifts=shifts)
         return Variant(label, LASSSeparator(codec, priors, likelihood, config, device=device), CODEC_LABELS[codec_name], note)
 
     def bayes_variant(label, codec_name, sigma, note, likelihood=None):
@@ -427,8 +435,10 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         SAMPLED_LASS: lambda label: lass_variant(
             label, "spectral", magnitudes(), settings.magnitude_weight,
             f"ours: the likelihood of the counts x magnitudes row, {settings.mean_rows} {settings.mean_sampler} samples "
-            f"at temperature {settings.mean_temperature:g} (raw, masked: the best-scoring sample)",
-            n_beams=settings.mean_rows, method=settings.mean_sampler, temperature=settings.mean_temperature),
+            f"at temperature {settings.mean_temperature:g} (raw, masked: the best-scoring sample)"
+            + (f"; posterior outputs: the mean over {settings.mean_shifts} frame grids" if settings.mean_shifts > 1 else ""),
+            n_beams=settings.mean_rows, method=settings.mean_sampler, temperature=settings.mean_temperature,
+            shifts=settings.mean_shifts),
     }
     return [build(label) for label, build in builders.items() if which is None or label in which]
 
@@ -530,6 +540,42 @@ def choose_mean_on_validation(settings: VariantSettings, dataset, indices, *, ch
                 "mean_temperature": settings.mean_temperature, "output": "posterior mean", "mask_power": settings.mask_power}
     best["mean_output"], best["posterior_power"] = best.pop("output"), float(best.pop("mask_power"))
     return best, table
+
+
+def choose_shifts_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
+                                shifts=(1, 2, 4)) -> tuple[dict, pd.DataFrame]:
+    """Pick how many frame grids (:func:`~sepcore.separation.masking.shifted_posterior_sources`)
+    the posterior output of :data:`SAMPLED_LASS` averages over, on **validation** chunks, by SDR,
+    every other setting as chosen before. One set of searches per chunk, on ``max(shifts)`` grids
+    (offsets ``k * hop / max(shifts)``), scores every count: ``n`` grids take every
+    ``max(shifts) / n``-th offset, so each count must divide the largest.
+
+    Returns ``({"mean_shifts"}, table of mean SDR and seconds of search per second of audio per count)``.
+    """
+    shifts = tuple(sorted(int(n) for n in shifts))
+    most = shifts[-1]
+    if shifts[0] < 1 or any(most % n for n in shifts):
+        raise ValueError(f"every count of shifts must be at least 1 and divide the largest, got {shifts}")
+    separator = build_variants(settings.replace(mean_shifts=most), checkpoints=checkpoints, device=device,
+                               which={SAMPLED_LASS})[0].separator
+    estimate = POSTERIOR_ESTIMATES[settings.mean_output]
+    power = settings.posterior_power or settings.mask_power
+    rows = []
+    for index in progress(list(indices), desc="validation shifts"):
+        item = dataset[index]
+        started = time.perf_counter()
+        search_codes(separator, item["mixture"])
+        grids = [(0, last_rows(separator))] + separator.delayed_rows(item["mixture"])
+        per_search = (time.perf_counter() - started) / most / (item["mixture"].shape[-1] / dataset.sample_rate)
+        for n in shifts:
+            estimates = shifted_posterior_sources(separator.vqvae, grids[:: most // n], item["mixture"], estimate, power)
+            value = sdr(item["sources"], estimates[..., : item["sources"].shape[-1]], dataset.sample_rate)
+            rows.append({"shifts": n, "id": item["id"], "sdr": float(value.nanmean()),
+                         "search_seconds_per_second": n * per_search})
+    if not rows:
+        return {"mean_shifts": settings.mean_shifts}, pd.DataFrame(columns=["shifts", "sdr", "search_seconds_per_second"])
+    table = pd.DataFrame(rows).groupby("shifts", as_index=False)[["sdr", "search_seconds_per_second"]].mean()
+    return {"mean_shifts": int(table.loc[table["sdr"].idxmax(), "shifts"])}, table
 
 
 #: The suffixes of continuation curves, in the order they were run (``scripts/promote_continued_prior.py``).

@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from sepcore.mixing import mix
 from sepcore.models.stacked_prior import StackedPriors
@@ -51,7 +52,7 @@ from sepcore.separation.masking import (
     check_output,
     codes_to_sources,
     mask_with_waveforms,
-    posterior_sources,
+    shifted_posterior_sources,
 )
 from sepcore.separation.prior_stepper import PriorStepper, stack_priors
 from sepcore.separation.sampling import select
@@ -76,6 +77,7 @@ class LASSConfig(ProfileConfig):
     output: str = "raw"                 # raw decodes, or "masked": the mixture masked by them (masking.py)
     mask_power: float = 2.0
     estimate: str = "map"               # the best row; "mean" / "wiener": all rows' masks / powers (masking.py)
+    shifts: int = 1                     # posterior estimates: the mean over searches on 1..n frame grids (masking.py)
 
     @classmethod
     def images(cls, **overrides):
@@ -240,6 +242,8 @@ class LASSSeparator(Separator):
         check_output(self.config.output)
         if check_estimate(self.config.estimate, self.config.output) != "map" and self.config.refine_steps:
             raise ValueError(f'estimate="{self.config.estimate}" takes the rows as they are: set refine_steps=0')
+        if self.config.shifts < 1:
+            raise ValueError(f"LASSConfig.shifts must be at least 1, got {self.config.shifts}")
         self.stacked = stack_priors(self.priors)
         self.last: SearchResult | None = None
 
@@ -256,15 +260,18 @@ class LASSSeparator(Separator):
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
         """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample
         (``estimate="map"``), or, for samplers, the mean of all rows' masks (``"mean"``) or the Wiener
-        filter of their mean powers (``"wiener"``, :func:`~sepcore.separation.masking.posterior_sources`)."""
+        filter of their mean powers (``"wiener"``, :func:`~sepcore.separation.masking.posterior_sources`),
+        averaged over ``config.shifts`` frame grids (:meth:`delayed_rows`)."""
         T = mixture.shape[-1]
         padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1))
         result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
                              self.stacked)
-        self.last = result
         if self.config.estimate != "map":
-            return posterior_sources(self.vqvae, result.codes[0], mixture.reshape(-1), self.config.estimate,
-                                     self.config.mask_power)
+            rows = [(0, result.codes[0])] + self.delayed_rows(mixture)
+            self.last = result
+            return shifted_posterior_sources(self.vqvae, rows, mixture.reshape(-1), self.config.estimate,
+                                             self.config.mask_power)
+        self.last = result
         best = result.score[0].argmax()
         codes = result.codes[0, best]                                             # (N, S)
         if self.config.refine_steps:
@@ -275,6 +282,24 @@ class LASSSeparator(Separator):
                 return mask_with_waveforms(mixture.reshape(-1), sources, power=self.config.mask_power)
             return sources
         return codes_to_sources(self.vqvae, codes, mixture.reshape(-1), self.config.output, self.config.mask_power)
+
+    @torch.no_grad()
+    def delayed_rows(self, mixture: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """``[(offset, codes (R, N, S))]`` for ``k = 1 .. shifts - 1``: the rows of the search on the
+        mixture ``(T,)`` delayed by ``offset = k * hop // shifts`` samples (zeros in front), for
+        :func:`~sepcore.separation.masking.shifted_posterior_sources`; empty when ``shifts`` is 1.
+        ``last`` and a likelihood of the mixture's own frames keep the undelayed mixture."""
+        mixture, last, rows = mixture.reshape(-1), self.last, []
+        for k in range(1, self.config.shifts):
+            offset = k * self.vqvae.config.hop // self.config.shifts
+            padded = self.vqvae.pad_to_hop(F.pad(mixture, (offset, 0))[None])
+            result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
+                                 self.stacked)
+            rows.append((offset, result.codes[0]))
+        if rows and self.likelihood.binds_mixture:          # bound to the undelayed mixture again, as after its search
+            self._codes(self.vqvae.pad_to_hop(mixture[None]))
+        self.last = last
+        return rows
 
     def separate_images(self, mixtures: torch.Tensor, refine_steps: int | None = None) -> torch.Tensor:
         """``(M, H, W)`` or ``(M, 1, H, W)`` -> ``(M, N, H, W)`` in [0, 1].
@@ -330,14 +355,15 @@ class LASSSeparator(Separator):
     @classmethod
     def from_spectral(cls, sources, *, checkpoint="checkpoints/latents", device="auto", seed: int = 0,
                       n_beams: int = -1, likelihood_weight: float = -1.0, output: str = "masked",
-                      n_rows: int = -1, **_unused) -> LASSSeparator:
+                      n_rows: int = -1, n_shifts: int = -1, **_unused) -> LASSSeparator:
         """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its
         class priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``, times
         the magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`) when validation
         chose it; the output masks the mixture with the decoded magnitudes (``output="raw"``:
         Griffin-Lim decodes). When validation chose the posterior mean, the masked output averages
-        the masks of ``n_rows`` samples instead of taking the best of ``n_beams`` beams. A negative
-        ``likelihood_weight``, ``n_beams`` or ``n_rows`` takes the value chosen on validation
+        the masks of ``n_rows`` samples (over ``n_shifts`` frame grids) instead of taking the best of
+        ``n_beams`` beams. A negative ``likelihood_weight``, ``n_beams``, ``n_rows`` or ``n_shifts``
+        takes the value chosen on validation
         (:func:`~sepcore.separation.latent_models.spectral_lass_defaults`)."""
         from pathlib import Path
 
@@ -366,12 +392,13 @@ class LASSSeparator(Separator):
             likelihood = MagnitudeLikelihood(codec, counts=likelihood,
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
-        method, estimate, temperature, power = "beam", "map", 1.0, defaults["mask_power"]
+        method, estimate, temperature, power, shifts = "beam", "map", 1.0, defaults["mask_power"], 1
         if defaults["estimate"] != "map" and output == "masked":     # rows drawn by a sampler, all of them used
             method, estimate, temperature = defaults["sampler"], defaults["estimate"], defaults["sampler_temperature"]
             n_beams, power = defaults["sampler_rows"] if n_rows < 0 else n_rows, defaults["posterior_power"]
+            shifts = defaults["shifts"] if n_shifts < 0 else n_shifts
         config = LASSConfig(method=method, n_rows=n_beams, likelihood_weight=weight, seed=seed, output=output,
-                            mask_power=power, estimate=estimate, temperature=temperature)
+                            mask_power=power, estimate=estimate, temperature=temperature, shifts=shifts)
         return cls(codec, priors, likelihood, config, device=device).described(sources, codec.config.sample_rate)
 
 

@@ -32,6 +32,12 @@ the posterior mean of each source's power is the average of the rows' ``|V_k|^p`
 a mask from the averaged powers instead of an average of per-row masks. Rows where a source is
 loud weigh in with their power rather than with a ratio that saturates at one. With one row both
 estimates are the masked output of that row. Validation chooses between them.
+
+**Shifts** (:func:`shifted_posterior_sources`, our extension; demucs averages its network over
+random time shifts in the same spirit). A codec with one code per ``hop`` samples cuts the audio
+on a fixed frame grid. Searching the mixture delayed by ``k * hop / n`` samples (``k = 0 .. n-1``)
+gives ``n`` searches on ``n`` grids; the mean of their posterior estimates, each cropped back,
+averages over where the frames fall. Validation chooses ``n``.
 """
 
 from __future__ import annotations
@@ -142,6 +148,21 @@ def wiener_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, power: flo
     magnitudes, config = magnitudes_of_codes(codec, codes, mixture.shape[0])      # (R, N, F, frames)
     mean_power = torch.tensordot(weights, magnitudes.clamp_min(0) ** power, dims=1)  # (N, F, frames)
     return apply_masks(mixture, ratio_masks(mean_power.numpy(), power=1.0), config)
+
+
+def shifted_posterior_sources(codec, rows_by_offset, mixture: torch.Tensor, estimate: str,
+                              power: float = 2.0) -> torch.Tensor:
+    """``(N, T)``: the mean over offsets of :func:`posterior_sources` of each search in
+    ``rows_by_offset`` (``[(offset, codes (R, N, S))]``, the codes of the mixture ``(T,)`` delayed by
+    ``offset`` samples, zeros in front), each cropped back to the mixture's time (module docstring:
+    shifts). Every term masks the same mixture, so the mean still mixes back to it."""
+    mixture = torch.as_tensor(mixture).detach().cpu().reshape(-1)
+    T = mixture.shape[0]
+    total = 0.0
+    for offset, codes in rows_by_offset:
+        delayed = F.pad(mixture, (offset, 0))
+        total = total + posterior_sources(codec, codes, delayed, estimate, power)[:, offset:offset + T]
+    return total / len(rows_by_offset)
 
 
 def posterior_sources(codec, codes: torch.Tensor, mixture: torch.Tensor, estimate: str, power: float = 2.0):

@@ -136,6 +136,32 @@ def train_score_prior(config: ScoreTrainConfig, plan: FitPlan, out, *, data_root
                name=f"score {config.dataset}/{config.source}", on_checkpoint=on_checkpoint, init_from=init_from)
 
 
+def on_the_fly_plan(profile: str) -> FitPlan:
+    """The :class:`FitPlan` of a prior trained on the fly (:func:`train_on_the_fly`): ``quick``, 30
+    steps (a smoke test); otherwise the command-line runs' settings (learning rate 1e-3 with 100
+    warm-up steps, validation every 200 steps, a plateau after 10 evaluations without a gain of
+    1e-4) with at most 20,000 steps, about 2-4 times the committed CPU runs (``checkpoints/score``)."""
+    if profile == "quick":
+        return FitPlan(steps=30, warmup_steps=5, eval_every=30, checkpoint_every=30)
+    return FitPlan(steps=20000, lr=1e-3, warmup_steps=100, eval_every=200, checkpoint_every=200, patience=10,
+                   min_delta=1e-4, weight_decay=0.0)
+
+
+def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, data_root=None, log=print) -> Path:
+    """A score prior of ``profile``'s sizes and data trained by :func:`train_score_prior` under
+    :func:`on_the_fly_plan` into ``_build/<profile>/checkpoints/score/<dataset>_<source>.pt``;
+    returns the path. A finished run there with the same config is reused; one with another config
+    is started over."""
+    from sepcore.paths import BUILD
+    from sepcore.train.fit import restart_on_mismatch
+
+    out = BUILD / profile / "checkpoints" / "score" / f"{dataset}_{source}.pt"
+    config = ScoreTrainConfig.for_profile(profile).replace(dataset=dataset, source=source, seed=seed)
+    restart_on_mismatch(lambda: train_score_prior(config, on_the_fly_plan(profile), out, data_root=data_root),
+                        out.with_name(out.name + ".state.pt"), log=log)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="toy", choices=("toy", "slakh"))

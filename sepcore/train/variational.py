@@ -176,13 +176,13 @@ def train_against_flows(profile: str, config: VariationalConfig, dataset_name: s
     """Encoders of ``config`` trained on crops of ``mixtures`` (a dataset of ``{"mixture"}`` items;
     validation crops from ``validation``, a dataset of the same kind) against the priors
     ``dataset_name`` of its sources: the flows (:func:`sepcore.pretrained.get_flow_priors`) or, with
-    ``prior="score"``, the score priors (:func:`sepcore.experiments.langevin_priors.score_priors`);
+    ``prior="score"``, the score priors (:func:`sepcore.pretrained.get_score_priors`);
     returns ``(separator, history, priors, wall_seconds)``."""
     train_config = VariationalTrainConfig.for_profile(profile, **(train_overrides or {}))
     if prior == "score":
-        from sepcore.experiments.langevin_priors import score_priors
+        from sepcore.pretrained import get_score_priors
 
-        prior_map = score_priors(config.sources, profile, dataset=dataset_name, seed=seed)
+        prior_map = get_score_priors(config.sources, profile, dataset=dataset_name, seed=seed)
     elif prior == "flow":
         from sepcore.pretrained import get_flow_priors
 
