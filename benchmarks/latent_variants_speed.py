@@ -45,13 +45,12 @@ def main(argv=None) -> pd.DataFrame:
     timed = []                      # (label, codec, separator, estimate, shifts): sampled rows also as posterior estimates
     suffix = {"map": "", "mean": ", posterior mean", "wiener": ", posterior Wiener"}
     for variant in variants:
-        shifts = getattr(variant.separator.config, "shifts", 1)
+        chosen = getattr(variant.separator.config, "shifts", 1)
         for estimate in ("map", "mean", "wiener") if samples_rows(variant.separator) else ("map",):
             label = variant.label + suffix[estimate]
-            timed.append((label, variant.codec_label, variant.separator, estimate, shifts if estimate != "map" else 1))
-            if estimate != "map" and shifts > 1:            # the chosen frame grids beside one grid, a trade-off
-                timed[-1] = (f"{label}, {shifts} grids", *timed[-1][1:])
-                timed.append((f"{label}, one grid", variant.codec_label, variant.separator, estimate, 1))
+            # a posterior estimate on the chosen frame grids is timed beside one grid (a trade-off)
+            grids = {chosen: f", {chosen} grids", 1: ", one grid"} if estimate != "map" and chosen > 1 else {1: ""}
+            timed += [(label + tail, variant.codec_label, variant.separator, estimate, n) for n, tail in grids.items()]
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)
     mixture = torch.nn.functional.pad(test[0]["mixture"], (0, SAMPLES))[:SAMPLES]
 
