@@ -4,7 +4,8 @@
 * :func:`tables_root`: the tables of a profile (``tables/`` for ``default``, a scratch folder
   under ``_build/<profile>/`` otherwise, so smoke tests never touch committed tables), and
   :func:`training_tables`, where every training entry point writes its learning curve;
-* :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``);
+* :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``), and
+  :func:`score_prior_path`, the file of one score prior there or in another checkpoint folder;
 * :data:`REPOSITORY_URL`: where the project is published: the one setting behind the book's
   repository and Colab buttons (``_config.yml``), each chapter's Colab set-up cell and the
   README's Colab links (``python -m sepcore.book sync`` writes them; a test checks they agree).
@@ -38,6 +39,11 @@ def tables_root(profile: str) -> Path:
 def training_tables(profile: str) -> Path:
     """Where learning curves go: ``tables/training`` for ``default``, a scratch folder otherwise."""
     return tables_root(profile) / "training"
+
+
+def score_prior_path(dataset: str, source: str, folder: Path = CHECKPOINTS) -> Path:
+    """``<folder>/score/<dataset>_<source>.pt``; a joint model (``"a+b+..."``) is ``<dataset>_joint.pt``."""
+    return Path(folder) / "score" / f"{dataset}_{'joint' if '+' in source else source}.pt"
 
 
 def colab_url(path: str) -> str:

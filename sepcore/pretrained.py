@@ -34,7 +34,7 @@ from sepcore.models.priors import checkpoint_path
 from sepcore.models.score_prior import ScorePrior
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
-from sepcore.paths import CHECKPOINTS
+from sepcore.paths import CHECKPOINTS, score_prior_path
 from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
 from sepcore.separation.lass import CountLikelihood
 
@@ -90,7 +90,7 @@ def get_score_priors(sources: Sequence[str], profile: str, *, dataset: str = "to
 
             path = train_on_the_fly(dataset, source, profile, seed=seed, data_root=data_root, log=lambda *_: None)
         else:
-            path = CHECKPOINTS / "score" / f"{dataset}_{source}.pt"
+            path = score_prior_path(dataset, source, CHECKPOINTS)
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing; train it with `python -m sepcore.train.score_prior "
                                         f"--dataset {dataset} --sources {source}`")

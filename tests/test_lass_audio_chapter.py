@@ -68,3 +68,22 @@ def test_the_shifts_sentence_reports_the_chosen_grids_against_one_and_against_mo
     kept = lac.shifts_sentence(shift_table(-0.01, -0.02), 1, checks_table(0.04, 0.0, -0.2))
     assert "keeps one grid" in kept and "frames fall" not in kept
     assert "keeps one grid" in lac.shifts_sentence(shift_table(0.0, 0.0).iloc[:0], 1)
+
+
+def pair_table(decoded: float, fitted: float) -> pd.DataFrame:
+    return pd.DataFrame({"fitted_pairs": [False, False, True, True], "magnitude_weight": [10.0, 100.0, 10.0, 100.0],
+                         "spectral_beams": 10, "mask_power": 1.0, "sdr": [decoded - 0.5, decoded, fitted - 0.5, fitted]})
+
+
+PAIR_FIT = {"n_pairs": 65536,
+            "validation_decoded_atoms": {"true_pair_first_percent": 10.5, "true_pair_median_rank": 62.0, "residual_mse": 0.366},
+            "validation_fitted": {"true_pair_first_percent": 15.5, "true_pair_median_rank": 16.0, "residual_mse": 0.260}}
+
+
+def test_the_pair_features_sentence_gives_the_fit_evidence_and_the_verdict_of_validation():
+    better = lac.pair_features_sentence(pair_table(6.40, 6.80), PAIR_FIT)
+    assert "10.5 % of frames with the decoded atoms and at 15.5 %" in better and "65,536 pairs" in better
+    assert "6.80 dB" in better and "(+0.40 dB)" in better and "use them" in better
+    worse = lac.pair_features_sentence(pair_table(6.40, 6.30), PAIR_FIT)
+    assert "(-0.10 dB)" in worse and "keep the atoms" in worse
+    assert "one kind" in lac.pair_features_sentence(pair_table(6.4, 6.8).iloc[:2], PAIR_FIT)

@@ -181,6 +181,9 @@ def test_variant_settings_read_the_validation_choice(tmp_path):
     saved = json.loads((tmp_path / "lass" / SPECTRAL_SETTINGS).read_text())
     (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**saved, "shifts": 4}))
     assert VariantSettings.chosen_on_validation("default", tmp_path).mean_shifts == 4
+    assert not sampled.fitted_pairs                                  # absent: the decoded atoms
+    (tmp_path / "lass" / SPECTRAL_SETTINGS).write_text(json.dumps({**saved, "fitted_pairs": True}))
+    assert VariantSettings.chosen_on_validation("default", tmp_path).fitted_pairs
 
 
 def test_the_shift_counts_must_divide_the_largest():

@@ -56,7 +56,7 @@ class LassAudioChapterConfig(ProfileConfig):
     n_validation_chunks: int = 48
     lambdas: tuple = (1.0, 3.0, 10.0, 30.0)
     mask_powers: tuple = (0.5, 1.0, 2.0)
-    magnitude_weights: tuple = (1.0, 10.0, 100.0, 300.0, 1000.0)
+    magnitude_weights: tuple = (10.0, 100.0, 200.0, 300.0, 1000.0)
     magnitude_beams: tuple = (10,)
     mean_samplers: tuple = (("ancestral", 32, 1.0), ("ancestral", 32, 1.3), ("top_p", 32, 1.0))
     shifts: tuple = (1, 2, 4)
@@ -347,3 +347,26 @@ def shifts_sentence(table: pd.DataFrame, chosen: int, checks: pd.DataFrame | Non
                  else f" More samples on one grid gain about as much (the {most}: {more_gain:+.2f} dB against 32 in "
                  "the sampler check), so the grids may act as more samples.")
     return text
+
+
+def pair_features_sentence(table: pd.DataFrame, metadata: dict) -> str:
+    """What :func:`~sepcore.experiments.latent_variants.choose_magnitude_on_validation`'s table (one
+    row per ``fitted_pairs``, ``magnitude_weight``, ``spectral_beams``: the validation ``sdr``) says
+    about the fitted pair features, in words, with the fit's own validation evidence (``metadata`` of
+    :mod:`sepcore.train.magnitude_pairs`: the true pair's rank among all pairs)."""
+    if not len(table) or set(table["fitted_pairs"]) != {False, True}:
+        return "Validation scored one kind of pair features only, so the rows below keep the decoded atoms."
+    best = table.groupby("fitted_pairs")["sdr"].max()
+    decoded, fitted = metadata["validation_decoded_atoms"], metadata["validation_fitted"]
+    rank = (f"On the validation frames, the true pair is the closest of all {metadata['n_pairs']:,} pairs "
+            f"at {decoded['true_pair_first_percent']:.1f} % of frames with the decoded atoms and at "
+            f"{fitted['true_pair_first_percent']:.1f} % with the fitted features (median rank "
+            f"{decoded['true_pair_median_rank']:.0f} against {fitted['true_pair_median_rank']:.0f}; residual mean square "
+            f"{decoded['residual_mse']:.3f} against {fitted['residual_mse']:.3f}). ")
+    gain = best[True] - best[False]
+    if gain > 0:
+        return rank + (f"At its best weight, LASS with the fitted features scores {best[True]:.2f} dB on the validation "
+                       f"chunks against {best[False]:.2f} dB with the decoded atoms ({gain:+.2f} dB), so the rows "
+                       "below use them.")
+    return rank + (f"Yet LASS with the fitted features scores {best[True]:.2f} dB at its best weight against "
+                   f"{best[False]:.2f} dB with the decoded atoms ({gain:+.2f} dB), so the rows below keep the atoms.")

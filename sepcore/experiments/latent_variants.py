@@ -56,15 +56,13 @@ def true_codes(codec, sources: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def search_codes(separator, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(codes (N, S), mixture codes (S,))`` chosen by ``separator`` for ``mixture (T,)``."""
-    from sepcore.separation.lass_search import LASSSeparator, lass_search
+    from sepcore.separation.lass_search import LASSSeparator
     from sepcore.separation.latent_bayes import prior_scores
 
     codec = separator.vqvae
     padded = codec.pad_to_hop(mixture.reshape(1, -1)).to(separator.device)
     if isinstance(separator, LASSSeparator):
-        mix_codes = separator._codes(padded)
-        result = lass_search(separator.priors, separator.likelihood, mix_codes, separator.config,
-                             separator._generator(), separator.stacked)
+        result, mix_codes = separator.search(padded)
         separator.last = result
         return result.codes[0, result.score[0].argmax()].cpu(), mix_codes[0].cpu()
     candidates = separator.sample(mixture, decode=False)
@@ -303,6 +301,7 @@ class VariantSettings:
     spectral_likelihood_weight: float = 3.0
     magnitude_weight: float = 3.0           # the spectral codec's magnitude likelihood (ours), chosen on validation
     spectral_beams: int = 10                # beams of the counts x magnitudes variant, chosen on validation
+    fitted_pairs: bool = False              # its pair features fitted on training frames (else decoded atoms), chosen on validation
     mean_sampler: str = "ancestral"         # the sampled variant's sampler, rows and temperature, chosen on validation
     mean_rows: int = 32
     mean_temperature: float = 1.0
@@ -333,7 +332,7 @@ class VariantSettings:
         saved = spectral_lass_defaults(Path(checkpoints) / "latents")
         chosen = {"spectral_likelihood_weight": saved["likelihood_weight"], "mask_power": saved["mask_power"]}
         if saved["magnitude_weight"] > 0:
-            chosen["magnitude_weight"] = saved["magnitude_weight"]
+            chosen.update(magnitude_weight=saved["magnitude_weight"], fitted_pairs=saved["fitted_pairs"])
         if profile != "quick":
             chosen["spectral_beams"] = saved["spectral_beams"]
             if saved["estimate"] != "map":
@@ -365,7 +364,12 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     from sepcore.separation.lass_search import LASSConfig, LASSSeparator
     from sepcore.separation.lass_smoothed import SmoothedCountLikelihood
     from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
-    from sepcore.separation.magnitude_likelihood import MagnitudeLikelihood, relative_counts_weight
+    from sepcore.separation.magnitude_likelihood import (
+        MagnitudeLikelihood,
+        fitted_pairs_path,
+        load_fitted_pairs,
+        relative_counts_weight,
+    )
 
     checkpoints = Path(checkpoints)
     latents, lass = checkpoints / "latents", checkpoints / "lass"
@@ -389,8 +393,10 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
 
     def magnitudes():
         weight = relative_counts_weight(settings.spectral_likelihood_weight, settings.magnitude_weight)
+        fitted = (load_fitted_pairs(fitted_pairs_path(lass, classes), latents / "spectral.pt", classes)
+                  if settings.fitted_pairs else None)
         return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
-                                   counts_weight=weight)
+                                   counts_weight=weight, fitted=fitted)
 
     def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None, method="beam", temperature=1.0, shifts=1):
         codec, priors = models(codec_name)
@@ -427,7 +433,8 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         MAGNITUDE_LASS: lambda label: lass_variant(
             label, "spectral", magnitudes(), settings.magnitude_weight,
             f"ours: smoothed counts times a Gaussian on the mixture's mel-band magnitudes (weights "
-            f"{settings.spectral_likelihood_weight:g} and {settings.magnitude_weight:g}), {settings.spectral_beams} beams",
+            f"{settings.spectral_likelihood_weight:g} and {settings.magnitude_weight:g}; pair features "
+            f"{'fitted on training frames' if settings.fitted_pairs else 'of the decoded atoms'}), {settings.spectral_beams} beams",
             n_beams=settings.spectral_beams),
         MAGNITUDE_BAYES: lambda label: bayes_variant(
             label, "spectral", 1.0, f"ours: the likelihood of the row above, {settings.n_candidates} candidates",
@@ -492,23 +499,29 @@ def choose_on_validation(separator, dataset, indices, lambdas=(1.0, 3.0, 10.0), 
 
 
 def choose_magnitude_on_validation(settings: VariantSettings, dataset, indices, *, checkpoints, device="cpu",
-                                   weights=(1.0, 3.0, 10.0), beams=(10, 32)) -> tuple[dict, pd.DataFrame]:
-    """Pick the magnitude likelihood's weight and the beam count of :data:`MAGNITUDE_LASS` on
+                                   weights=(1.0, 3.0, 10.0), beams=(10, 32),
+                                   fitted_pairs=(False, True)) -> tuple[dict, pd.DataFrame]:
+    """Pick the magnitude likelihood's weight, its pair features (decoded atoms or fitted on training
+    frames, :mod:`sepcore.train.magnitude_pairs`) and the beam count of :data:`MAGNITUDE_LASS` on
     **validation** chunks (the counts' weight and the mask power as chosen before)."""
     from sepcore.separation.magnitude_likelihood import relative_counts_weight
 
-    separator = build_variants(settings, checkpoints=checkpoints, device=device, which={MAGNITUDE_LASS})[0].separator
+    separators = {fitted: build_variants(settings.replace(fitted_pairs=fitted), checkpoints=checkpoints, device=device,
+                                         which={MAGNITUDE_LASS})[0].separator for fitted in fitted_pairs}
 
-    def configure(magnitude_weight, spectral_beams):     # the models loaded once; each point sets the weights
+    def configure(fitted_pairs, magnitude_weight, spectral_beams):     # the models loaded once; each point sets the weights
+        separator = separators[fitted_pairs]
         separator.config = separator.config.replace(likelihood_weight=float(magnitude_weight), n_rows=int(spectral_beams))
         separator.likelihood.counts_weight = relative_counts_weight(settings.spectral_likelihood_weight, magnitude_weight)
         return separator
 
-    best, table = grid_on_validation(configure, {"magnitude_weight": [float(w) for w in weights],
+    best, table = grid_on_validation(configure, {"fitted_pairs": [bool(f) for f in fitted_pairs],
+                                                 "magnitude_weight": [float(w) for w in weights],
                                                  "spectral_beams": [int(b) for b in beams]},
                                      dataset, indices, powers=(settings.mask_power,), desc="validation magnitudes")
     if best is None:
-        best = {"magnitude_weight": settings.magnitude_weight, "spectral_beams": settings.spectral_beams}
+        best = {"magnitude_weight": settings.magnitude_weight, "spectral_beams": settings.spectral_beams,
+                "fitted_pairs": settings.fitted_pairs}
     best.pop("mask_power", None)
     return best, table
 

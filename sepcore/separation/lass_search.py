@@ -257,6 +257,13 @@ class LASSSeparator(Separator):
         return self.remap[self.vqvae.encode(x.to(self.device))]
 
     @torch.no_grad()
+    def search(self, padded: torch.Tensor) -> tuple[SearchResult, torch.Tensor]:
+        """Algorithm 1 on one mixture ``padded (1, T)`` (``T`` a multiple of the hop): ``(result,
+        mixture codes (1, S))``; a likelihood of the mixture's own frames is bound to it first."""
+        mix_codes = self._codes(padded)
+        return lass_search(self.priors, self.likelihood, mix_codes, self.config, self._generator(), self.stacked), mix_codes
+
+    @torch.no_grad()
     def separate(self, mixture: torch.Tensor) -> torch.Tensor:
         """``(T,) -> (N, T)``: Algorithm 1 then decoding; the best beam, or the best-scoring sample
         (``estimate="map"``), or, for samplers, the mean of all rows' masks (``"mean"``) or the Wiener
@@ -264,8 +271,7 @@ class LASSSeparator(Separator):
         averaged over ``config.shifts`` frame grids (:meth:`delayed_rows`)."""
         T = mixture.shape[-1]
         padded = self.vqvae.pad_to_hop(mixture.reshape(1, -1))
-        result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
-                             self.stacked)
+        result, _ = self.search(padded)
         if self.config.estimate != "map":
             rows = [(0, result.codes[0])] + self.delayed_rows(mixture)
             self.last = result
@@ -292,9 +298,7 @@ class LASSSeparator(Separator):
         mixture, last, rows = mixture.reshape(-1), self.last, []
         for k in range(1, self.config.shifts):
             offset = k * self.vqvae.config.hop // self.config.shifts
-            padded = self.vqvae.pad_to_hop(F.pad(mixture, (offset, 0))[None])
-            result = lass_search(self.priors, self.likelihood, self._codes(padded), self.config, self._generator(),
-                                 self.stacked)
+            result, _ = self.search(self.vqvae.pad_to_hop(F.pad(mixture, (offset, 0))[None]))
             rows.append((offset, result.codes[0]))
         if rows and self.likelihood.binds_mixture:          # bound to the undelayed mixture again, as after its search
             self._codes(self.vqvae.pad_to_hop(mixture[None]))
@@ -358,8 +362,9 @@ class LASSSeparator(Separator):
                       n_rows: int = -1, n_shifts: int = -1, **_unused) -> LASSSeparator:
         """LASS over the phase-free spectral codec (our extension): ``<checkpoint>/spectral.pt``, its
         class priors and the smoothed counts ``checkpoints/lass/counts_spectral_<classes>.pt``, times
-        the magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`) when validation
-        chose it; the output masks the mixture with the decoded magnitudes (``output="raw"``:
+        the magnitude likelihood (:mod:`sepcore.separation.magnitude_likelihood`, with the pair
+        features of ``checkpoints/lass/magnitude_pairs_spectral_<classes>.pt`` where validation chose
+        them) when validation chose it; the output masks the mixture with the decoded magnitudes (``output="raw"``:
         Griffin-Lim decodes). When validation chose the posterior mean, the masked output averages
         the masks of ``n_rows`` samples (over ``n_shifts`` frame grids) instead of taking the best of
         ``n_beams`` beams. A negative ``likelihood_weight``, ``n_beams``, ``n_rows`` or ``n_shifts``
@@ -386,10 +391,14 @@ class LASSSeparator(Separator):
         if defaults["magnitude_weight"] > 0:
             from sepcore.separation.magnitude_likelihood import (
                 MagnitudeLikelihood,
+                fitted_pairs_path,
+                load_fitted_pairs,
                 relative_counts_weight,
             )
 
-            likelihood = MagnitudeLikelihood(codec, counts=likelihood,
+            fitted = (load_fitted_pairs(fitted_pairs_path(folder.parent / "lass", sources), folder / "spectral.pt", sources)
+                      if defaults["fitted_pairs"] else None)
+            likelihood = MagnitudeLikelihood(codec, counts=likelihood, fitted=fitted,
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]
         method, estimate, temperature, power, shifts = "beam", "map", 1.0, defaults["mask_power"], 1

@@ -38,11 +38,12 @@ def spectral_lass_defaults(folder) -> dict:
     (0: counts alone), the beam count and the estimate (``map``: the best beam; ``mean`` / ``wiener``:
     the mean of the masks, or the Wiener filter of the mean powers, of ``sampler_rows`` rows drawn by
     ``sampler`` at ``sampler_temperature``, with the power ``posterior_power``, the mask power when
-    none was chosen, averaged over ``shifts`` frame grids). lambda = 3, p = 2, counts alone, 10 beams
-    and the best beam when the file is absent."""
+    none was chosen, averaged over ``shifts`` frame grids), and whether the magnitude likelihood
+    scores with pair features fitted on training frames (``fitted_pairs``). lambda = 3, p = 2,
+    counts alone, 10 beams and the best beam when the file is absent."""
     defaults = {"likelihood_weight": 3.0, "mask_power": 2.0, "magnitude_weight": 0.0, "spectral_beams": 10,
                 "estimate": "map", "sampler": "beam", "sampler_rows": 10, "sampler_temperature": 1.0,
-                "posterior_power": 0.0, "shifts": 1}
+                "posterior_power": 0.0, "shifts": 1, "fitted_pairs": False}
     path = Path(folder).parent / "lass" / SPECTRAL_SETTINGS
     if path.exists():
         saved = json.loads(path.read_text())

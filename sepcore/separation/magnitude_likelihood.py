@@ -23,9 +23,17 @@ per mixture the scores of all pairs at all ``S`` frames are one matrix product
 for K = 256, 64 bands and 3 s of audio. The search keeps the best ``top_pairs`` pairs per frame
 (the interface of :class:`sepcore.separation.lass.CountLikelihood`: ``gather_slices`` of a
 frame's index). Written by hand: no library scores code pairs against a spectrogram.
+
+Fitted pairs. ``f(w (A_i + A_j))`` ignores the decoder's context, the class of each source and
+the phases of the sum. :mod:`sepcore.train.magnitude_pairs` fits the pair features on training
+frames instead (class means of the band magnitudes per code, the mean residual per band and a
+shrunk mean residual per pair); :func:`fitted_pair_features` builds the ``(K^2, n_bands)`` table
+from that file and ``MagnitudeLikelihood(..., fitted=...)`` scores with it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -50,6 +58,43 @@ def mel_bands(codec, n_bands: int) -> torch.Tensor:
                                                  norm=None, mel_scale="htk")
 
 
+def predicted_features(likelihood, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Band magnitudes per code of the two sources, ``first, second (K, n_bands)`` -> ``(K^2, n_bands)``
+    features ``f(w (first_i + second_j))`` of pair ``i K + j``."""
+    K = first.shape[0]
+    return likelihood.features((mixing_weight(2) * (first[:, None] + second[None])).float()).reshape(K * K, -1)
+
+
+def fitted_pair_features(fitted: dict, likelihood) -> torch.Tensor:
+    """``(K^2, n_bands)`` pair features from a :mod:`sepcore.train.magnitude_pairs` fit:
+    ``f(w (A^1_i + A^2_j)) + b + sum_ij / (n_ij + alpha)`` (the last term only for pairs seen in training)."""
+    table = predicted_features(likelihood, fitted["atoms"][0], fitted["atoms"][1]) + fitted["bias"]
+    correction = fitted["pair_sums"] / (fitted["pair_counts"][:, None] + fitted["shrinkage"])
+    return table.index_add(0, fitted["pair_index"], correction.to(table.dtype))
+
+
+def fitted_pairs_path(lass_folder, classes) -> Path:
+    """Where :mod:`sepcore.train.magnitude_pairs` writes the fit of ``classes`` (two names)."""
+    return Path(lass_folder) / f"magnitude_pairs_spectral_{'_'.join(classes)}.pt"
+
+
+def load_fitted_pairs(path, codec_path, classes) -> dict:
+    """A :mod:`sepcore.train.magnitude_pairs` file, checked to be fitted over ``codec_path`` for ``classes``."""
+    from sepcore.utils import file_sha256
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; fit it with `python -m sepcore.train.magnitude_pairs "
+                                f"--codec {codec_path} --classes {' '.join(classes)} --out {path}` (a few CPU-minutes)")
+    fitted = torch.load(path, map_location="cpu", weights_only=True)
+    metadata = fitted["metadata"]
+    if list(metadata["classes"]) != list(classes):
+        raise ValueError(f"{path} was fitted for {metadata['classes']}, not {list(classes)}")
+    if file_sha256(codec_path) != metadata["codec_sha256"]:
+        raise ValueError(f"{path} was fitted over another codec than {codec_path} (sha256 differs); refit it")
+    return fitted
+
+
 def relative_counts_weight(counts_lambda: float, magnitude_weight: float) -> float:
     """The ``counts_weight`` of :class:`MagnitudeLikelihood` that keeps the counts at weight
     ``counts_lambda`` (their own lambda, as LASS uses them alone) in a search that multiplies the
@@ -71,6 +116,8 @@ class MagnitudeLikelihood:
             plays the same role; both are chosen on validation).
         n_bands: mel bands of the comparison; top_pairs: pairs kept per frame for the search.
         counts, counts_weight: the count likelihood multiplied in, and its weight relative to this one.
+        fitted: a :mod:`sepcore.train.magnitude_pairs` file's contents; its pair features replace the
+            decoded atoms' (``i`` then indexes the first class).
     """
 
     binds_mixture = True        # bind(mixture) scores its frames; the search passes frame indices as codes
@@ -78,7 +125,7 @@ class MagnitudeLikelihood:
     n_sources = 2
 
     def __init__(self, codec, sigma: float = 1.0, n_bands: int = 64, top_pairs: int = 8192, counts=None,
-                 counts_weight: float = 1.0):
+                 counts_weight: float = 1.0, fitted: dict | None = None):
         if not hasattr(codec, "decode_magnitude"):
             raise TypeError("MagnitudeLikelihood needs a codec with decode_magnitude (the spectral codec)")
         self.codec, self.sigma, self.n_bands = codec, float(sigma), int(n_bands)
@@ -87,9 +134,12 @@ class MagnitudeLikelihood:
         self.bands = mel_bands(codec, n_bands)                                    # (F, n_bands)
         self.floor = codec.config.floor * self.bands.sum(0).clamp_min(1e-6)      # (n_bands,)
         atoms = code_atoms(codec) @ self.bands                                    # (K, n_bands)
-        w = mixing_weight(2)
-        pair_mag = w * (atoms[:, None, :] + atoms[None, :, :])                    # (K, K, n_bands)
-        self.pair_features = self.features(pair_mag).reshape(self.K * self.K, n_bands)
+        self.pair_features = predicted_features(self, atoms, atoms)               # (K^2, n_bands)
+        if fitted is not None:
+            if fitted["atoms"].shape != (2, self.K, n_bands):
+                raise ValueError(f"fitted pair features of shape {tuple(fitted['atoms'].shape)} do not match this codec "
+                                 f"and band count (2, {self.K}, {n_bands})")
+            self.pair_features = fitted_pair_features(fitted, self)
         self.pair_norms = self.pair_features.pow(2).sum(1)                        # (K^2,)
         self.counts, self.counts_weight = counts, float(counts_weight)
         self.device = torch.device("cpu")

@@ -32,7 +32,7 @@ import torch
 
 from sepcore.checkpoints import save_checkpoint
 from sepcore.models.score_prior import ScorePrior, ScorePriorConfig
-from sepcore.paths import CHECKPOINTS, training_tables
+from sepcore.paths import score_prior_path, training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan, fit
 from sepcore.train.safe_paths import refuse_committed_path
@@ -88,7 +88,7 @@ def crop_source(dataset: str, source: str, split: str, profile: str, data_root=N
 
 def default_out(dataset: str, source: str) -> Path:
     """``checkpoints/score/<dataset>_<source>.pt``; a joint model (``"a+b+..."``) is ``<dataset>_joint.pt``."""
-    return CHECKPOINTS / "score" / f"{dataset}_{'joint' if '+' in source else source}.pt"
+    return score_prior_path(dataset, source)
 
 
 def train_score_prior(config: ScoreTrainConfig, plan: FitPlan, out, *, data_root=None,
@@ -155,7 +155,7 @@ def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, 
     from sepcore.paths import BUILD
     from sepcore.train.fit import restart_on_mismatch
 
-    out = BUILD / profile / "checkpoints" / "score" / f"{dataset}_{source}.pt"
+    out = score_prior_path(dataset, source, BUILD / profile / "checkpoints")
     config = ScoreTrainConfig.for_profile(profile).replace(dataset=dataset, source=source, seed=seed)
     restart_on_mismatch(lambda: train_score_prior(config, on_the_fly_plan(profile), out, data_root=data_root),
                         out.with_name(out.name + ".state.pt"), log=log)
