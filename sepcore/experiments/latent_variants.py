@@ -366,7 +366,6 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
     from sepcore.separation.latent_bayes import LatentBayesConfig, LatentBayesSeparator
     from sepcore.separation.magnitude_likelihood import (
         MagnitudeLikelihood,
-        fitted_pairs_path,
         load_fitted_pairs,
         relative_counts_weight,
     )
@@ -391,12 +390,14 @@ def build_variants(settings: VariantSettings, *, checkpoints, device="cpu", clas
         return SmoothedCountLikelihood(likelihood, models(codec_name)[0].codebook, top_pairs=settings.top_pairs,
                                        **meta["smoothing"])
 
+    @functools.cache
+    def fitted_pairs():                     # the pair fit, loaded once for the variants that share it
+        return load_fitted_pairs(lass, latents / "spectral.pt", classes) if settings.fitted_pairs else None
+
     def magnitudes():
         weight = relative_counts_weight(settings.spectral_likelihood_weight, settings.magnitude_weight)
-        fitted = (load_fitted_pairs(fitted_pairs_path(lass, classes), latents / "spectral.pt", classes)
-                  if settings.fitted_pairs else None)
         return MagnitudeLikelihood(models("spectral")[0], top_pairs=settings.top_pairs, counts=smoothed("spectral"),
-                                   counts_weight=weight, fitted=fitted)
+                                   counts_weight=weight, fitted=fitted_pairs())
 
     def lass_variant(label, codec_name, likelihood, lam, note, n_beams=None, method="beam", temperature=1.0, shifts=1):
         codec, priors = models(codec_name)

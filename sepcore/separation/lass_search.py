@@ -391,13 +391,11 @@ class LASSSeparator(Separator):
         if defaults["magnitude_weight"] > 0:
             from sepcore.separation.magnitude_likelihood import (
                 MagnitudeLikelihood,
-                fitted_pairs_path,
                 load_fitted_pairs,
                 relative_counts_weight,
             )
 
-            fitted = (load_fitted_pairs(fitted_pairs_path(folder.parent / "lass", sources), folder / "spectral.pt", sources)
-                      if defaults["fitted_pairs"] else None)
+            fitted = (load_fitted_pairs(folder.parent / "lass", folder / "spectral.pt", sources) if defaults["fitted_pairs"] else None)
             likelihood = MagnitudeLikelihood(codec, counts=likelihood, fitted=fitted,
                                              counts_weight=relative_counts_weight(weight, defaults["magnitude_weight"]))
             weight = defaults["magnitude_weight"]

@@ -78,11 +78,12 @@ def fitted_pairs_path(lass_folder, classes) -> Path:
     return Path(lass_folder) / f"magnitude_pairs_spectral_{'_'.join(classes)}.pt"
 
 
-def load_fitted_pairs(path, codec_path, classes) -> dict:
-    """A :mod:`sepcore.train.magnitude_pairs` file, checked to be fitted over ``codec_path`` for ``classes``."""
+def load_fitted_pairs(lass_folder, codec_path, classes) -> dict:
+    """The :mod:`sepcore.train.magnitude_pairs` fit of ``classes`` in ``lass_folder``
+    (:func:`fitted_pairs_path`), checked to be fitted over ``codec_path`` for ``classes``."""
     from sepcore.utils import file_sha256
 
-    path = Path(path)
+    path = fitted_pairs_path(lass_folder, classes)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; fit it with `python -m sepcore.train.magnitude_pairs "
                                 f"--codec {codec_path} --classes {' '.join(classes)} --out {path}` (a few CPU-minutes)")
@@ -133,13 +134,14 @@ class MagnitudeLikelihood:
         self.top_pairs = min(int(top_pairs), self.K * self.K)
         self.bands = mel_bands(codec, n_bands)                                    # (F, n_bands)
         self.floor = codec.config.floor * self.bands.sum(0).clamp_min(1e-6)      # (n_bands,)
-        atoms = code_atoms(codec) @ self.bands                                    # (K, n_bands)
-        self.pair_features = predicted_features(self, atoms, atoms)               # (K^2, n_bands)
-        if fitted is not None:
-            if fitted["atoms"].shape != (2, self.K, n_bands):
-                raise ValueError(f"fitted pair features of shape {tuple(fitted['atoms'].shape)} do not match this codec "
-                                 f"and band count (2, {self.K}, {n_bands})")
-            self.pair_features = fitted_pair_features(fitted, self)
+        if fitted is None:
+            atoms = code_atoms(codec) @ self.bands                                # (K, n_bands)
+            self.pair_features = predicted_features(self, atoms, atoms)           # (K^2, n_bands)
+        elif fitted["atoms"].shape != (2, self.K, n_bands):
+            raise ValueError(f"fitted pair features of shape {tuple(fitted['atoms'].shape)} do not match this codec "
+                             f"and band count (2, {self.K}, {n_bands})")
+        else:
+            self.pair_features = fitted_pair_features(fitted, self)               # (K^2, n_bands)
         self.pair_norms = self.pair_features.pow(2).sum(1)                        # (K^2,)
         self.counts, self.counts_weight = counts, float(counts_weight)
         self.device = torch.device("cpu")

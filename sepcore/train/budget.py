@@ -1,8 +1,8 @@
 """The clock every training budget reads: this process's CPU seconds.
 
 CPU time, not wall time: on a shared machine a wall-clock budget gave a process a fraction of a
-core and stopped it after a fraction of its planned steps. :func:`sepcore.train.fit.fit` plans its
-steps from it; the legacy loops of :mod:`sepcore.train.prior` and :mod:`sepcore.train.vqvae` report it.
+core and stopped it after a fraction of its planned steps. :func:`sepcore.train.fit.fit`, the one
+training loop, plans its steps from it and reports it.
 """
 
 from __future__ import annotations

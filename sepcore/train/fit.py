@@ -8,7 +8,7 @@ Every long training entry point (latent priors, the spectrogram codec, score pri
   first ``plan.calibration_steps`` steps and the step count fixed from it (stored, so a resumed run
   keeps the same plan). The learning rate follows that plan: linear warm-up over
   ``plan.warmup_steps``, then a cosine from ``lr`` to ``lr * lr_final_ratio`` at the last step. CPU
-  time (``time.process_time``) rather than wall time measures the budget, so a loaded machine
+  time (:func:`sepcore.train.budget.cpu_clock`) rather than wall time measures the budget, so a loaded machine
   does not cut a run short.
 * **Resume with a config check.** The state file ``<out>.state.pt`` holds the model, the optimiser,
   the step, the plan, the config and the learning curve. A run whose config differs is refused
@@ -20,6 +20,11 @@ Every long training entry point (latent priors, the spectrogram codec, score pri
 * **A learning curve** (step, wall and CPU seconds, mean train loss since the last evaluation,
   validation loss, learning rate) written as CSV after every evaluation, and a progress bar
   with an ETA.
+* **Data-parallel runs** (``torchrun``, :mod:`sepcore.train.distributed`): every rank runs the
+  same loop on its own batches (``loss_fn`` calls the DistributedDataParallel wrapper, which
+  averages the gradients); rank 0 alone writes the state, the curve and the checkpoints and shows
+  the progress bar, and its planned step count and validation losses are broadcast, so every
+  rank stops at the same step.
 
 Written by hand: the pieces (AdamW, tqdm, ``torch.save``) are standard, but no library we depend
 on offers resumable CPU-budgeted training with these checks.
@@ -38,7 +43,9 @@ from pathlib import Path
 
 import torch
 
-from sepcore.utils import progress, save_atomic
+from sepcore.train.budget import cpu_clock
+from sepcore.train.distributed import barrier, from_rank_zero, rank_and_world
+from sepcore.utils import progress, quiet, save_atomic
 
 
 @dataclass
@@ -147,8 +154,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
     warm-up). ``on_checkpoint(best_model, info)`` is called at every checkpoint with the best
     weights so far, so a caller can write its checkpoint file while the run goes on (``info`` has
     ``step``, ``best_val``, ``best_step``, ``cpu_seconds``, ``wall_seconds``, ``planned_steps``; the
-    last call adds ``stopped_by``).
+    last call adds ``stopped_by``). Under ``torchrun`` only rank 0 calls ``on_checkpoint`` and ``log``.
     """
+    rank, world = rank_and_world()
+    device = next(model.parameters()).device
+    if rank != 0:
+        log = _silent
     state_path = Path(state_path)
     optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
     full_config = {"config": config, "plan": asdict(plan)}
@@ -172,19 +183,23 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
     elif init_from is not None:
         model.load_state_dict(init_from)
         log(f"{name}: warm start from given weights, fresh optimiser")
-    cpu0, wall0 = time.process_time(), time.time()
+    cpu0, wall0 = cpu_clock(), time.time()
 
     def cpu_now():
-        return cpu_before + time.process_time() - cpu0
+        return cpu_before + cpu_clock() - cpu0
 
     def wall_now():
         return wall_before + time.time() - wall0
 
     def save_state(stopped_by=""):
+        if rank != 0:
+            barrier()
+            return
         save_atomic({"stopped_by": stopped_by, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "planned": planned,
                       "curve": curve, "best_val": best_val, "best_step": best_step, "best_state": best_state,
                       "cpu_seconds": cpu_now(), "wall_seconds": wall_now(), "bad_evals": bad_evals,
                       "config": full_config}, state_path)
+        barrier()
 
     def best_model():
         if best_state is None:
@@ -198,7 +213,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
     calibrating = plan.cpu_minutes is not None and step == 0
     if on_plan is not None:
         on_plan(planned)
-    bar = progress(total=planned, initial=step, desc=f"train {name}", mininterval=15)
+    bar = progress(total=planned, initial=step, desc=f"train {name}", mininterval=15, disable=quiet() or rank != 0)
     cpu_at_start = cpu_now()
     while step < planned:
         model.train()
@@ -224,6 +239,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
         if calibrating and step == plan.calibration_steps:
             per_step = (cpu_now() - cpu_at_start) / step
             planned = max(step + 1, min(plan.steps, int(60 * plan.cpu_minutes / per_step)))
+            planned = int(from_rank_zero(planned, world, device))
             bar.total = planned
             bar.refresh()
             calibrating = False
@@ -233,7 +249,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
         if step % plan.eval_every == 0 or step == planned:
             model.eval()
             with torch.no_grad():
-                val = float(val_fn())
+                val = from_rank_zero(float(val_fn()), world, device)
             improved = val < best_val - plan.min_delta
             if val < best_val:
                 best_val, best_step = val, step
@@ -245,14 +261,14 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
                           **{key: round(sum(values) / len(values), 5) for key, values in logged.items()}})
             running, n_running, logged = 0.0, 0, {}
             bar.set_postfix(train=f"{curve[-1]['train_loss']:.4f}", val=f"{val:.4f}", best=f"{best_val:.4f}")
-            if curve_path is not None:
+            if curve_path is not None and rank == 0:
                 write_curve(curve, curve_path)
             if bad_evals >= plan.patience:
                 stopped_by = f"plateau ({plan.patience} evaluations without a gain of {plan.min_delta})"
                 break
         if step % plan.checkpoint_every == 0 or step == planned:
             save_state()
-            if on_checkpoint is not None:
+            if on_checkpoint is not None and rank == 0:
                 on_checkpoint(best_model(), {"step": step, "best_val": best_val, "best_step": best_step,
                                              "cpu_seconds": round(cpu_now(), 1), "wall_seconds": round(wall_now(), 1),
                                              "planned_steps": planned})
@@ -261,10 +277,16 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], v
     if best_state is not None:
         model.load_state_dict(best_state)
     result = FitResult(step, planned, best_val, best_step, round(cpu_now(), 1), round(wall_now(), 1), stopped_by, curve)
-    if on_checkpoint is not None:
+    if on_checkpoint is not None and rank == 0:
         on_checkpoint(model, {"step": step, "best_val": best_val, "best_step": best_step,
                               "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds,
                               "planned_steps": planned, "stopped_by": stopped_by})
     log(f"{name}: stopped by {stopped_by} at step {step}; best validation {best_val:.4f} at step {best_step}; "
         f"{result.cpu_seconds:.0f} CPU-s")
+    barrier()
     return result
+
+
+
+def _silent(*_):
+    pass

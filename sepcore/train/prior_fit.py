@@ -3,6 +3,7 @@ offsets, a CPU budget planned up front, validation NLL, resumable (:func:`sepcor
 
     python -m sepcore.train.prior_fit --codec checkpoints/latents/vqvae.pt --source-class drums \
         --cpu-minutes 45 --out checkpoints/latents/prior_vqvae_drums.pt
+    torchrun --nproc_per_node 2 -m sepcore.train.prior_fit ... --steps 200000   (data-parallel)
 
 1. **Codes.** Every track of the class in the training and validation splits is encoded whole by
    the codec (``codec.encode``: ``(1, T) -> (1, S)``), once, and cached beside the data
@@ -31,8 +32,9 @@ from sepcore.checkpoints import load_model, save_checkpoint
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.paths import training_tables
 from sepcore.profiles import ProfileConfig
+from sepcore.train import distributed as ddp
 from sepcore.train.fit import FitPlan, fit
-from sepcore.utils import file_sha256, progress, resolve_device, save_atomic, seed_everything
+from sepcore.utils import file_sha256, progress, save_atomic, seed_everything
 
 
 @dataclass
@@ -162,14 +164,15 @@ def fit_prior(codec_path, source_class: str, out, *, config: PriorFitConfig, pla
     n_codes = sum(t.shape[0] for t in train)
     log(f"{source_class}: {n_codes} training codes in {len(train)} tracks; validation unigram "
           f"{baselines['unigram_nll']:.3f}, bigram {baselines['bigram_nll']:.3f} nats/code")
-    device = resolve_device(device)
+    rank, _, device = ddp.setup(device)
     model = TransformerPrior(prior_config).to(device)
-    generator = torch.Generator().manual_seed(config.seed)
+    wrapped = ddp.wrap(model, device)                             # the model itself in one process
+    generator = torch.Generator().manual_seed(config.seed + 1000 * rank)      # each rank its own windows
 
     def loss_fn(step: int) -> torch.Tensor:
         batch = sample_windows(train, window, config.batch_size, generator).to(device)
         position = int(torch.randint(0, prior_config.block_size - window + 1, (1,), generator=generator))
-        logits, _ = model(model.with_start(batch), use_cache=False, offset=position)
+        logits, _ = wrapped(model.with_start(batch), use_cache=False, offset=position)
         return F.cross_entropy(logits.reshape(-1, K), batch.reshape(-1))
 
     out = Path(out)
@@ -217,8 +220,10 @@ def main(argv=None) -> None:
     prior_config = PriorConfig.for_profile(args.profile).replace(**changes) if changes else None
     result = fit_prior(args.codec, args.source_class, args.out, config=config, plan=plan, init_from=init,
                        data_root=args.data_root, prior_config=prior_config, device=args.device)
-    print(f"{args.out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/code at step "
-          f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
+    if ddp.rank_and_world()[0] == 0:
+        print(f"{args.out}: {result.steps_done} steps, best validation NLL {result.best_val:.4f} nats/code at step "
+              f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
+    ddp.teardown()
     if math.isinf(result.best_val):
         raise SystemExit("no validation loss was computed")
 

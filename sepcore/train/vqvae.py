@@ -1,13 +1,13 @@
 """Train a VQ-VAE or LQ-VAE (paper 003 Eq. 1, 7) on single-class audio crops.
 
     python -m sepcore.train.vqvae --lin-weight 1.0 --cpu-minutes 30 --out checkpoints/latents/lqvae.pt
-    torchrun --nproc_per_node 2 -m sepcore.train.vqvae --profile full --out ...   (DDP, unchanged)
+    torchrun --nproc_per_node 2 -m sepcore.train.vqvae --profile full --steps 200000 --out ...   (data-parallel)
 
-One process (the default) trains through :func:`sepcore.train.fit.fit` (:func:`fit_vqvae`): a
-step or CPU budget planned up front with a cosine learning rate, the objective of fixed
-validation pairs every ``eval_every`` steps, a plateau stop, the best weights written as the run
-goes on, and the learning curve in ``tables/training/<out stem>.csv``. Under ``torchrun``
-(several processes) :func:`train_vqvae` keeps the plain data-parallel loop.
+:func:`fit_vqvae` trains through :func:`sepcore.train.fit.fit`, in one process or under
+``torchrun``: a step or CPU budget planned up front with a cosine learning rate, the objective of
+fixed validation pairs every ``eval_every`` steps, a plateau stop, the best weights written as
+the run goes on, and the learning curve in ``tables/training/<out stem>.csv``. Under
+``torchrun`` each rank draws its own batches and DistributedDataParallel averages the gradients.
 
 Each batch holds ``batch_size`` crops: its first half from one class and its second half from
 another (drawn at random per pair), so the L_lin pairs ``(x1, x2)`` of
@@ -19,8 +19,6 @@ sees their mix (:func:`sepcore.mixing.mix`). Resumable: ``<out>.state.pt`` is wr
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +29,9 @@ from sepcore.models.vqvae import VQVAE, VQVAEConfig
 from sepcore.paths import training_tables
 from sepcore.profiles import ProfileConfig
 from sepcore.train import distributed as ddp
-from sepcore.train.budget import cpu_clock
 from sepcore.train.fit import FitPlan, fit
-from sepcore.train.resume import flatten_config
 from sepcore.train.stems import stem_source
-from sepcore.utils import progress, quiet, resolve_device, seed_everything
+from sepcore.utils import seed_everything
 
 
 @dataclass
@@ -83,53 +79,6 @@ def draw_batch(sources: dict, batch_size: int, length: int, generator: torch.Gen
     return torch.cat(first + second)
 
 
-def train_vqvae(config: VQVAETrainConfig, out, *, model_config: VQVAEConfig | None = None, data_root=None,
-                device: str = "auto", sources: dict | None = None, max_seconds: float | None = None) -> VQVAE:
-    """Train (or resume) and save the checkpoint at ``out`` (rank 0). Returns the trained model."""
-    rank, world, dev = ddp.setup(device)
-    seed_everything(config.seed)                                  # identical initial weights on all ranks
-    model_config = (model_config or VQVAEConfig.for_profile(config.profile)).replace(lin_weight=config.lin_weight)
-    if not config.lin_weight:
-        model_config = model_config.replace(name="vqvae")
-    else:
-        model_config = model_config.replace(name="lqvae")
-    model = VQVAE(model_config).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    run_config = flatten_config({"train": {k: v for k, v in config.to_dict().items() if k != "steps"},  # the budget may grow
-                                 "model": model_config.to_dict()})
-    start, _ = ddp.load_state(out, model, optimizer, config=run_config, log=print if rank == 0 else (lambda *_: None))
-    objective = ddp.wrap(_Objective(model), dev)
-    if sources is None:
-        sources = {c: stem_source(c, profile=config.profile, data_root=data_root, synthetic=config.synthetic)
-                   for c in config.classes}
-    data_label = next(iter(sources.values())).__dict__.get("data", "custom")
-    generator = torch.Generator().manual_seed(config.seed * 1000 + rank + 7919 * start)
-    segment = config.segment_length - config.segment_length % model_config.hop
-    bar = progress(range(start, config.steps), desc=f"train {model_config.name}", disable=(rank != 0) or quiet())
-    started, wall_started, steps_done = cpu_clock(), time.time(), start
-    stats = {}
-    for step in bar:
-        x = draw_batch(sources, config.batch_size, segment, generator).to(dev)
-        model.train()
-        out_losses = objective(x)
-        optimizer.zero_grad(set_to_none=True)
-        out_losses["total"].backward()
-        optimizer.step()
-        stats = {k: float(v.detach()) for k, v in out_losses.items() if k != "codes"}
-        if rank == 0 and hasattr(bar, "set_postfix"):
-            bar.set_postfix(rec=f"{stats['rec']:.4f}", lin=f"{stats['lin']:.4f}")
-        done = steps_done = step + 1
-        if ddp.after_step(out, model, optimizer, done, total=config.steps, every=config.checkpoint_every,
-                          rank=rank, started=started, max_seconds=max_seconds, config=run_config):
-            break
-    if rank == 0:
-        save_checkpoint(out, model, metadata={"train_config": config.to_dict(), "data": data_label,
-                                              "final_losses": stats, "world_size": world, "steps_done": steps_done,
-                                              "wall_time_s": round(time.time() - wall_started, 1), "cpu_seconds": round(cpu_clock() - started, 1)})
-    ddp.barrier()
-    return model.eval()
-
-
 def _named_config(config: VQVAETrainConfig, model_config: VQVAEConfig | None) -> VQVAEConfig:
     model_config = (model_config or VQVAEConfig.for_profile(config.profile)).replace(lin_weight=config.lin_weight)
     return model_config.replace(name="lqvae" if config.lin_weight else "vqvae")
@@ -167,27 +116,29 @@ def validation_losses(model: VQVAE, pairs: torch.Tensor, batch_pairs: int = 8) -
 def fit_vqvae(config: VQVAETrainConfig, plan: FitPlan, out, *, model_config: VQVAEConfig | None = None,
               data_root=None, val_pairs: int = 48, device: str = "cpu", sources: dict | None = None,
               val_sources: dict | None = None, log=print):
-    """Train (or resume) a VQ-VAE / LQ-VAE on one device under ``plan``; writes ``out`` as it goes.
+    """Train (or resume) a VQ-VAE / LQ-VAE under ``plan``; writes ``out`` as it goes (rank 0 under ``torchrun``).
 
     Validation: the training objective (Eq. 1, plus ``lin_weight`` x Eq. 8) on ``val_pairs``
     fixed pairs of validation-split crops of two different classes; the checkpoint keeps the
     best weights and records their reconstruction and L_lin terms. ``sources`` / ``val_sources``
     (class -> object with ``random_crops``) replace the dataset's stems. Returns ``(model, FitResult)``.
     """
-    seed_everything(config.seed)
+    rank, _, device = ddp.setup(device)
+    seed_everything(config.seed)                                  # identical initial weights on every rank
     model_config = _named_config(config, model_config)
     model = VQVAE(model_config).to(device)
+    objective = ddp.wrap(_Objective(model), device)               # the model itself in one process
     train = sources or {c: stem_source(c, profile=config.profile, data_root=data_root, synthetic=config.synthetic)
                         for c in config.classes}
     val_sources = val_sources or {c: stem_source(c, split="validation", profile=config.profile, data_root=data_root,
                                                  synthetic=config.synthetic) for c in config.classes}
     segment = config.segment_length - config.segment_length % model_config.hop
     val = validation_pairs(val_sources, val_pairs, segment, config.seed + 1).to(device)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + 1000 * rank)      # each rank its own batches
     data = getattr(next(iter(train.values())), "data", "custom")
 
     def loss_fn(step):
-        return model.losses(draw_batch(train, config.batch_size, segment, generator).to(device))["total"]
+        return objective(draw_batch(train, config.batch_size, segment, generator).to(device))["total"]
 
     def val_fn():
         return validation_losses(model, val)["total"]
@@ -220,10 +171,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--synthetic", action="store_true", help="train on the procedural stand-in audio")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="data-parallel runs only: stop (and save) after this wall time")
     parser.add_argument("--cpu-minutes", type=float, default=None,
-                        help="one process: plan the step count for this much CPU time (at most --steps)")
+                        help="plan the step count for this much CPU time (at most --steps)")
     parser.add_argument("--lr", type=float, default=None)
     args = parser.parse_args(argv)
     from sepcore.train.safe_paths import refuse_committed_path
@@ -233,16 +182,13 @@ def main(argv=None) -> None:
                                    "classes": tuple(args.classes) if args.classes else None,
                                    "synthetic": args.synthetic or None}.items() if v is not None}
     config = VQVAETrainConfig.for_profile(args.profile, **overrides)
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        plan = FitPlan(steps=args.steps or (50000 if args.cpu_minutes else config.steps), cpu_minutes=args.cpu_minutes,
-                       lr=args.lr or config.lr, warmup_steps=100, eval_every=250, checkpoint_every=250, patience=10,
-                       min_delta=1e-5, weight_decay=0.0)
-        _, result = fit_vqvae(config, plan, args.out, data_root=args.data_root, device=resolve_device(args.device))
+    plan = FitPlan(steps=args.steps or (50000 if args.cpu_minutes else config.steps), cpu_minutes=args.cpu_minutes,
+                   lr=args.lr or config.lr, warmup_steps=100, eval_every=250, checkpoint_every=250, patience=10,
+                   min_delta=1e-5, weight_decay=0.0)
+    _, result = fit_vqvae(config, plan, args.out, data_root=args.data_root, device=args.device)
+    if ddp.rank_and_world()[0] == 0:
         print(f"{args.out}: {result.steps_done} steps, best validation objective {result.best_val:.6f} at step "
               f"{result.best_step}, {result.cpu_seconds:.0f} CPU-s ({result.stopped_by})")
-        return
-    train_vqvae(config, args.out, data_root=args.data_root, device=args.device,
-                max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     ddp.teardown()
 
 
