@@ -26,11 +26,12 @@ import torch
 
 from sepcore.book import default_data_root, table_root
 from sepcore.data.slakh import SlakhMixtures, resolve_root
+from sepcore.paths import CHECKPOINTS
 from sepcore.pretrained import get_prior, get_vqvae
 from sepcore.separation.count_files import load_counts
 from sepcore.separation.lass_search import LASSConfig, LASSSeparator
 from sepcore.tables import write_table
-from sepcore.train.lass import CHECKPOINTS, AudioCountsConfig, fit_audio_counts
+from sepcore.train.lass import AudioCountsConfig, fit_audio_counts
 
 SAMPLES = 66150                      # 3.0 s at 22050 Hz
 
@@ -50,8 +51,8 @@ def main(argv=None) -> pd.DataFrame:
     vqvae = get_vqvae(args.autoencoder, **kw)
     priors = [get_prior(args.autoencoder, c, vqvae, **kw) for c in ("drums", "bass")]
     if args.profile == "default":
-        likelihood = load_counts(CHECKPOINTS / f"audio_counts_{args.autoencoder}.pt",
-                                 expect_vqvae=CHECKPOINTS.parent / "latents" / f"{args.autoencoder}.pt")
+        likelihood = load_counts(CHECKPOINTS / "lass" / f"audio_counts_{args.autoencoder}.pt",
+                                 expect_vqvae=CHECKPOINTS / "latents" / f"{args.autoencoder}.pt")
     else:
         likelihood, _ = fit_audio_counts(vqvae, AudioCountsConfig.for_profile(args.profile), profile=args.profile)
     test = SlakhMixtures(resolve_root(args.profile, default_data_root()), ("drums", "bass"), chunk_length=65536, max_chunks=1)

@@ -5,7 +5,8 @@
   under ``_build/<profile>/`` otherwise, so smoke tests never touch committed tables), and
   :func:`training_tables`, where every training entry point writes its learning curve;
 * :data:`CHECKPOINTS`: the committed ``default`` checkpoints (``checkpoints/<family>/``), and
-  :func:`score_prior_path`, the file of one score prior there or in another checkpoint folder;
+  :func:`flow_prior_path` and :func:`score_prior_path`, the file of one flow or score prior there
+  or in another checkpoint folder;
 * :data:`REPOSITORY_URL`: where the project is published: the one setting behind the book's
   repository and Colab buttons (``_config.yml``), each chapter's Colab set-up cell and the
   README's Colab links (``python -m sepcore.book sync`` writes them; a test checks they agree).
@@ -39,6 +40,11 @@ def tables_root(profile: str) -> Path:
 def training_tables(profile: str) -> Path:
     """Where learning curves go: ``tables/training`` for ``default``, a scratch folder otherwise."""
     return tables_root(profile) / "training"
+
+
+def flow_prior_path(dataset: str, source: str, folder: Path = CHECKPOINTS) -> Path:
+    """``<folder>/flows/<dataset>_<source>.pt``: the noise-conditioned flow prior of one class."""
+    return Path(folder) / "flows" / f"{dataset}_{source}.pt"
 
 
 def score_prior_path(dataset: str, source: str, folder: Path = CHECKPOINTS) -> Path:

@@ -19,6 +19,7 @@ with the command that makes it), and a model trained on the fly at the profile's
 * :func:`get_counts`: the count likelihood of paper 004 over a waveform codec's codes of mixtures
   of ``classes`` (``checkpoints/lass/audio_counts_<vq>[_<classes>].pt``), or counted here on
   random training crops;
+* :func:`get_digit_models`: the digits' VQ-VAE, prior and counts of paper 004 (``checkpoints/lass/digits_*.pt``);
 * :func:`get_supervised`: the Conv-TasNet checkpoint (``checkpoints/supervised/convtasnet.pt``).
 """
 
@@ -30,11 +31,10 @@ from pathlib import Path
 
 from sepcore.checkpoints import load_model
 from sepcore.models.flow import FlowPrior
-from sepcore.models.priors import checkpoint_path
 from sepcore.models.score_prior import ScorePrior
 from sepcore.models.transformer import TransformerPrior
 from sepcore.models.vqvae import VQVAE
-from sepcore.paths import CHECKPOINTS, score_prior_path
+from sepcore.paths import CHECKPOINTS, flow_prior_path, score_prior_path
 from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
 from sepcore.separation.lass import CountLikelihood
 
@@ -64,7 +64,7 @@ def get_flow_priors(
 
             path = train_on_the_fly(dataset, source, profile, seed=seed + k, data_root=data_root, log=lambda *_: None)
         else:
-            path = checkpoint_path(dataset, source)
+            path = flow_prior_path(dataset, source)
         model = load_model(path, expect={"source": source}, expect_class=FlowPrior)
         meta = model.checkpoint_info["metadata"]
         info[source] = {"history": meta["history"], "wall_seconds": meta["wall_seconds"],
@@ -182,6 +182,22 @@ def get_counts(kind: str, classes: Sequence[str], vqvae: VQVAE, *, profile: str,
                                      data_root=data_root, classes=classes)
     save_counts(path, likelihood, {"profile": profile, "classes": list(classes)})
     return likelihood.to(device)
+
+
+def get_digit_models(*, profile: str, retrain: bool = False, work_dir=".", device="cpu"):
+    """``(vqvae, prior, likelihood)`` of paper 004's digits (chapter 10): the 2-D VQ-VAE, the class-agnostic
+    prior and the counts, loaded from ``checkpoints/lass`` under ``default``, else trained (or reused) in
+    ``work_dir/lass-models-<profile>/`` by :func:`sepcore.train.lass.train_digits`."""
+    committed = profile == "default" and not retrain
+    folder = CHECKPOINTS / "lass" if committed else Path(work_dir) / f"lass-models-{profile}"
+    names = [folder / n for n in ("digits_vqvae.pt", "digits_prior.pt", "digits_counts.pt")]
+    if not committed and not all(p.exists() for p in names):
+        from sepcore.train.lass import DigitsLASSConfig, train_digits
+
+        train_digits(DigitsLASSConfig.for_profile(profile), folder, device)
+    vq = load_model(names[0], expect_class=VQVAE, device=device)
+    prior = load_model(names[1], expect_class=TransformerPrior, device=device)
+    return vq.eval(), prior.eval(), load_counts(names[2])
 
 
 def get_supervised(*, profile: str, retrain: bool = False, work_dir=".", data_root=None, device="cpu") -> Path:

@@ -115,6 +115,7 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
     import sepcore.pretrained as priors_module
     import sepcore.train.flow as train_flow_module
     from sepcore.models.flow import FlowConfig, FlowPrior
+    from sepcore.paths import flow_prior_path
 
     calls = []
 
@@ -133,7 +134,7 @@ def test_only_default_loads_the_committed_flows(monkeypatch, profile, retrain, t
     monkeypatch.setattr(priors_module, "load_model", fake_load)
     _, info = priors_module.get_flow_priors(["sine"], profile, retrain=retrain)
     assert bool(calls) == trains and (info["sine"]["path"] is None) == trains
-    assert loaded == ([f"trained-{profile}.pt"] if trains else [str(priors_module.checkpoint_path("toy", "sine"))])
+    assert loaded == ([f"trained-{profile}.pt"] if trains else [str(flow_prior_path("toy", "sine"))])
 
 
 @pytest.mark.parametrize("profile, retrain, trains", [("default", False, False), ("default", True, True),

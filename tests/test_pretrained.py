@@ -75,3 +75,28 @@ def test_counts_fitted_here_are_saved_beside_the_models_and_reused(monkeypatch, 
     assert calls == [(profile, ("drums", "bass"))]                       # counted once, then read back
     assert (tmp_path / f"latent-models-{profile}" / "audio_counts_vqvae.pt").exists()
     assert torch.equal(first.log_p, again.log_p) and first.K == again.K == K
+
+
+@pytest.mark.parametrize("profile, retrain, trains", [("default", False, False), ("default", True, True),
+                                                      ("quick", False, True), ("full", False, True)])
+def test_digit_models_load_the_committed_files_only_under_default(monkeypatch, tmp_path, profile, retrain, trains):
+    import sepcore.train.lass as train_lass
+    from sepcore.paths import CHECKPOINTS
+
+    trained, loaded = [], []
+
+    def fake_train(config, folder, device):
+        trained.append((config, folder))
+        for name in ("digits_vqvae.pt", "digits_prior.pt", "digits_counts.pt"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(b"")
+
+    monkeypatch.setattr(train_lass, "train_digits", fake_train)
+    monkeypatch.setattr(pretrained, "load_model", lambda path, **kwargs: loaded.append(path) or type("M", (), {"eval": lambda self: path})())
+    monkeypatch.setattr(pretrained, "load_counts", lambda path: path)
+    vqvae, prior, counts = pretrained.get_digit_models(profile=profile, retrain=retrain, work_dir=tmp_path)
+    folder = tmp_path / f"lass-models-{profile}" if trains else CHECKPOINTS / "lass"
+    assert (vqvae, prior, counts) == tuple(folder / n for n in ("digits_vqvae.pt", "digits_prior.pt", "digits_counts.pt"))
+    assert trained == ([(train_lass.DigitsLASSConfig.for_profile(profile), folder)] if trains else [])
+    pretrained.get_digit_models(profile=profile, retrain=retrain, work_dir=tmp_path)
+    assert len(trained) == int(trains)                               # files trained here are reused

@@ -1,7 +1,7 @@
 """One flow prior per source class: score each prior on each class.
 
 The priors themselves come from :func:`sepcore.pretrained.get_flow_priors` (the committed
-checkpoints :func:`checkpoint_path` under ``default``, trained on the fly otherwise).
+checkpoints :func:`sepcore.paths.flow_prior_path` under ``default``, trained on the fly otherwise).
 :func:`cross_likelihood` is Frank's heat map (paper 002): the mean log-likelihood, in nats per
 sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps`` of class ``i``.
 :func:`discrimination` reduces it to how often, and by what margin, a crop's own prior wins;
@@ -14,19 +14,11 @@ sample, of prior ``j`` (at noise level sigma) on noisy crops ``x_i + sigma * eps
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from sepcore.models.flow import FlowPrior
-from sepcore.utils import REPO_ROOT
-
-CHECKPOINTS = REPO_ROOT / "checkpoints" / "flows"
-
-
-def checkpoint_path(dataset: str, source: str) -> Path:
-    return CHECKPOINTS / f"{dataset}_{source}.pt"
 
 
 def training_table(priors: Mapping[str, FlowPrior], info: Mapping[str, dict]) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from sepcore.models.flow import FlowConfig, FlowPrior
 from sepcore.profiles import ProfileConfig
 from sepcore.train.fit import FitPlan
 from sepcore.train.safe_paths import refuse_committed_path
-from sepcore.utils import REPO_ROOT, resolve_device, seed_everything
+from sepcore.utils import resolve_device, seed_everything
 
 
 @dataclass
@@ -103,10 +103,10 @@ def train_on_the_fly(dataset: str, source: str, profile: str, *, seed: int = 0, 
     """A flow of ``profile``'s sizes trained by :func:`fit_flow` for its ``FlowTrainConfig.steps``
     into ``_build/<profile>/checkpoints/flows/<dataset>_<source>.pt`` (curve beside it); returns the
     path. A finished run there with the same config is reused; one with another config is started over."""
-    from sepcore.paths import BUILD
+    from sepcore.paths import BUILD, flow_prior_path
     from sepcore.train.fit import restart_on_mismatch
 
-    out = BUILD / profile / "checkpoints" / "flows" / f"{dataset}_{source}.pt"
+    out = flow_prior_path(dataset, source, BUILD / profile / "checkpoints")
     plan = flow_plan(FlowTrainConfig.for_profile(profile))
     restart_on_mismatch(lambda: fit_flow(dataset, source, plan, out, profile=profile, data_root=data_root, seed=seed,
                                          log=log, curve_path=out.with_suffix(".csv"), device=device),
@@ -204,9 +204,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="ablation: noise-conditioned ActNorm (default out checkpoints/flows/ablation/<dataset>_<source>_actnorm.pt)")
     args = parser.parse_args(argv)
 
-    folder = REPO_ROOT / "checkpoints" if args.profile == "default" else REPO_ROOT / "_build" / args.profile / "checkpoints"
-    name = f"{args.dataset}_{args.source}" + ("_actnorm" if args.conditioned_actnorm else "")
-    out = Path(args.out or folder / "flows" / ("ablation" if args.conditioned_actnorm else "") / f"{name}.pt")
+    from sepcore.paths import BUILD, CHECKPOINTS, flow_prior_path
+
+    folder = CHECKPOINTS if args.profile == "default" else BUILD / args.profile / "checkpoints"
+    if args.conditioned_actnorm:
+        default_out = folder / "flows" / "ablation" / f"{args.dataset}_{args.source}_actnorm.pt"
+    else:
+        default_out = flow_prior_path(args.dataset, args.source, folder)
+    out = Path(args.out or default_out)
     refuse_committed_path(out, args.profile)
     steps = args.steps or (100000 if args.cpu_minutes is not None else None)
     plan = flow_plan(FlowTrainConfig.for_profile(args.profile), steps=steps, cpu_minutes=args.cpu_minutes)

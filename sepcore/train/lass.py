@@ -31,13 +31,13 @@ from sepcore.data.digits import Digits
 from sepcore.mixing import set_mixing
 from sepcore.models.transformer import PriorConfig, TransformerPrior
 from sepcore.models.vqvae import VQVAE, VQVAEConfig
+from sepcore.paths import CHECKPOINTS
 from sepcore.profiles import ProfileConfig
-from sepcore.separation.count_files import audio_counts_name, load_counts, save_counts
+from sepcore.separation.count_files import audio_counts_name, save_counts
 from sepcore.separation.lass import CountLikelihood, fit_count_likelihood
 from sepcore.train.fit import FitPlan, fit
-from sepcore.utils import REPO_ROOT, file_sha256, seed_everything
+from sepcore.utils import file_sha256, seed_everything
 
-CHECKPOINTS = REPO_ROOT / "checkpoints" / "lass"
 IMAGE_MIXING = "sum"
 
 
@@ -185,23 +185,6 @@ def train_digits(config: DigitsLASSConfig, folder: Path, device="cpu") -> dict:
     return times
 
 
-def _folder(profile: str, retrain: bool, work_dir) -> Path:
-    if profile == "default" and not retrain:
-        return CHECKPOINTS
-    return Path(work_dir) / f"lass-models-{profile}"
-
-
-def get_digit_models(*, profile: str, retrain: bool = False, work_dir=".", device="cpu"):
-    """``(vqvae, prior, likelihood)`` for digits: loaded from ``checkpoints/lass`` or trained on the fly."""
-    folder = _folder(profile, retrain, work_dir)
-    names = [folder / n for n in ("digits_vqvae.pt", "digits_prior.pt", "digits_counts.pt")]
-    if not all(p.exists() for p in names) and folder != CHECKPOINTS:
-        train_digits(DigitsLASSConfig.for_profile(profile), folder, device)
-    vq = load_model(names[0], expect_class=VQVAE, device=device)
-    prior = load_model(names[1], expect_class=TransformerPrior, device=device)
-    return vq.eval(), prior.eval(), load_counts(names[2])
-
-
 @dataclass
 class AudioCountsConfig(ProfileConfig):
     n_crops: int = 512
@@ -233,8 +216,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("digits", "audio-counts"))
     parser.add_argument("--profile", default="default", choices=("quick", "default", "full"))
-    parser.add_argument("--out-dir", default=str(CHECKPOINTS))
-    parser.add_argument("--vqvae", default=str(REPO_ROOT / "checkpoints" / "latents" / "lqvae.pt"))
+    parser.add_argument("--out-dir", default=str(CHECKPOINTS / "lass"))
+    parser.add_argument("--vqvae", default=str(CHECKPOINTS / "latents" / "lqvae.pt"))
     parser.add_argument("--classes", nargs="+", default=["drums", "bass"], help="audio-counts: N >= 2 source classes")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="cpu")
